@@ -1,0 +1,33 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "repengd",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "RepengEngine", targets: ["RepengEngine"]),
+        .executable(name: "repeng-bench", targets: ["RepengBench"]),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CBLAS",
+            path: "Sources/CBLAS",
+            providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
+        ),
+        .target(
+            name: "RepengEngine",
+            dependencies: ["CBLAS"],
+            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+        ),
+        .executableTarget(
+            name: "RepengBench",
+            dependencies: ["RepengEngine"],
+            path: "Sources/RepengBench"
+        ),
+        .testTarget(
+            name: "RepengEngineTests",
+            dependencies: ["RepengEngine"],
+            exclude: ["Fixtures"]
+        ),
+    ]
+)

@@ -1,0 +1,140 @@
+// repeng-bench: load, prefill, decode and hidden-state extraction throughput of the engine.
+//   repeng-bench MODEL.gguf [--threads N] [--strings FILE] [--json]
+import Foundation
+import RepengEngine
+
+struct Options {
+    var model = ""
+    var threads = 2
+    var strings = "scripts/bench/strings.json"
+    var json = false
+    var skipDecode = false
+}
+
+func parse() -> Options {
+    var o = Options()
+    var args = CommandLine.arguments.dropFirst()
+    while let a = args.popFirst() {
+        switch a {
+        case "--threads": o.threads = Int(args.popFirst() ?? "") ?? o.threads
+        case "--strings": o.strings = args.popFirst() ?? o.strings
+        case "--json": o.json = true
+        case "--skip-decode": o.skipDecode = true
+        case "-h", "--help":
+            print("usage: repeng-bench MODEL.gguf [--threads N] [--strings FILE] [--json] [--skip-decode]")
+            exit(0)
+        default: o.model = a
+        }
+    }
+    if o.model.isEmpty {
+        FileHandle.standardError.write("repeng-bench: give a model path (e.g. .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf)\n".data(using: .utf8)!)
+        exit(2)
+    }
+    return o
+}
+
+func now() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+}
+
+func peakRSSMiB() -> Double {
+    var u = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &u)
+    return Double(u.ru_maxrss) / 1024
+}
+
+func fail(_ e: Error) -> Never {
+    FileHandle.standardError.write("repeng-bench: \(e)\n".data(using: .utf8)!)
+    exit(1)
+}
+
+let opt = parse()
+BLAS.setThreads(opt.threads)
+var results: [(String, Double)] = []
+@MainActor func report(_ name: String, _ value: Double, _ unit: String) {
+    results.append((name, value))
+    if !opt.json { print(String(format: "%-34@ %10.1f %@", name as NSString, value, unit as NSString)) }
+}
+
+do {
+    let t0 = now()
+    let model = try LlamaModel(path: opt.model)
+    report("load_s", now() - t0, "s")
+    guard let tok = model.tokenizer else { fail(EngineError.invalidArgument("model has no tokenizer")) }
+    let strings = try JSONDecoder().decode([String].self, from: Data(contentsOf: URL(fileURLWithPath: opt.strings)))
+    let ws = ForwardWorkspace()
+
+    // Prefill: one 512-token prompt, logits of the last position.
+    var long: [Int32] = []
+    for s in strings where long.count < 512 { long += tok.encode(s + " ", addSpecial: false) }
+    long = Array(long.prefix(512))
+    _ = try model.forward([SequenceInput(tokens: Array(long.prefix(64)))], workspace: ws) // warm-up
+    var best = Double.infinity
+    for _ in 0..<3 {
+        let t = now()
+        _ = try model.forward([SequenceInput(tokens: long)], options: ForwardOptions(logits: .last), workspace: ws)
+        best = min(best, now() - t)
+    }
+    report("prefill_512_tok_per_s", Double(long.count) / best, "tokens/s")
+
+    // Decode: 128 greedy tokens after a short prompt (EOS ignored).
+    if !opt.skipDecode {
+        let prompt = tok.encode(strings[0], addSpecial: true)
+        let req = GenerationRequest(prompt: prompt, maxTokens: 128, stopTokens: [])
+        let t = now()
+        var first = 0.0
+        var n = 0
+        try model.generate(req, workspace: ws) { _ in
+            n += 1
+            if n == 1 { first = now() }
+            return true
+        }
+        report("decode_tok_per_s", Double(n - 1) / (now() - first), "tokens/s")
+        report("time_to_first_token_ms", (first - t) * 1000, "ms")
+    }
+
+    // Hidden-state extraction: every string, all layers (indices 1...L), last token.
+    let seqs = strings.map { tok.encode($0, addSpecial: false) }
+    let total = seqs.reduce(0) { $0 + $1.count }
+    let indices = Array(1...model.config.blockCount)
+    _ = try model.lastTokenHiddenStates(Array(seqs.prefix(32)), indices: indices, workspace: ws)
+    best = .infinity
+    for _ in 0..<3 {
+        let t = now()
+        _ = try model.lastTokenHiddenStates(seqs, indices: indices, workspace: ws)
+        best = min(best, now() - t)
+    }
+    report("extract_\(seqs.count)_strings_tok_per_s", Double(total) / best, "tokens/s")
+    report("extract_\(seqs.count)_strings_s", best, "s")
+    report("extract_tokens", Double(total), "tokens")
+
+    // sgemm alone on the same shapes (the weight products of every block, packed rows).
+    let c = model.config
+    let shapes = [(c.qDim + 2 * c.kvDim, c.hiddenSize), (c.hiddenSize, c.qDim),
+                  (2 * c.feedForwardSize, c.hiddenSize), (c.hiddenSize, c.feedForwardSize)]
+    let rows = min(total, 2048)
+    best = .infinity
+    let mats = shapes.map { FloatBuffer(count: $0.0 * $0.1) }
+    let x = FloatBuffer(count: rows * 2 * c.feedForwardSize), y = FloatBuffer(count: rows * 2 * c.feedForwardSize)
+    for _ in 0..<3 {
+        let t = now()
+        for _ in 0..<c.blockCount {
+            for (m, s) in zip(mats, shapes) { BLAS.sgemmNT(x.pointer, m.pointer, y.pointer, rows: rows, out: s.0, inner: s.1) }
+        }
+        best = min(best, now() - t)
+    }
+    let sgemmRate = Double(rows) / best
+    report("sgemm_only_tok_per_s_(\(rows)_rows)", sgemmRate, "tokens/s")
+    let flopsPerToken = 2.0 * Double(shapes.reduce(0) { $0 + $1.0 * $1.1 } * c.blockCount)
+    report("sgemm_gflops", flopsPerToken * sgemmRate / 1e9, "GFLOP/s")
+    report("peak_rss_mib", peakRSSMiB(), "MiB")
+    if opt.json {
+        let obj = Dictionary(uniqueKeysWithValues: results.map { ($0.0, $0.1) })
+        let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
+        print(String(decoding: data, as: UTF8.self))
+    }
+} catch {
+    fail(error)
+}

@@ -1,0 +1,113 @@
+// Hyper-parameters of a llama-family model, read from GGUF metadata (`<arch>.*` keys, GGUF spec v3).
+
+/// Shape and numeric settings of a decoder-only llama-family transformer.
+public struct ModelConfig: Sendable, Equatable {
+    /// `general.architecture` (e.g. "llama", "qwen2").
+    public var architecture: String
+    /// `general.name` when present.
+    public var name: String
+    public var blockCount: Int
+    public var hiddenSize: Int
+    public var feedForwardSize: Int
+    public var headCount: Int
+    public var kvHeadCount: Int
+    public var headDim: Int
+    public var vocabSize: Int
+    public var contextLength: Int
+    public var rmsNormEps: Float
+    public var ropeBase: Float
+    /// Number of leading dimensions of each head that RoPE rotates.
+    public var ropeDim: Int
+    /// Linear RoPE scaling factor (positions divided by it); 1 when absent.
+    public var ropeLinearFactor: Float
+    /// True for llama.cpp's "normal" RoPE (adjacent pairs), false for NeoX style (halves).
+    public var ropeInterleaved: Bool
+    public var tiedEmbeddings: Bool
+
+    /// Width of the query projection (heads × head dim).
+    public var qDim: Int { headCount * headDim }
+    /// Width of the key and value projections.
+    public var kvDim: Int { kvHeadCount * headDim }
+
+    /// Builds a config from GGUF metadata.
+    public init(gguf: GGUFFile) throws {
+        let arch = try gguf.string("general.architecture")
+        guard LlamaModel.supportedArchitectures.contains(arch) else {
+            throw EngineError.unsupportedArchitecture(arch)
+        }
+        architecture = arch
+        name = try gguf.optionalString("general.name") ?? arch
+        blockCount = try gguf.int("\(arch).block_count")
+        hiddenSize = try gguf.int("\(arch).embedding_length")
+        feedForwardSize = try gguf.int("\(arch).feed_forward_length")
+        headCount = try gguf.int("\(arch).attention.head_count")
+        kvHeadCount = try gguf.optionalInt("\(arch).attention.head_count_kv") ?? headCount
+        contextLength = try gguf.optionalInt("\(arch).context_length") ?? 2048
+        rmsNormEps = try gguf.optionalFloat("\(arch).attention.layer_norm_rms_epsilon") ?? 1e-5
+        ropeBase = try gguf.optionalFloat("\(arch).rope.freq_base") ?? 10_000
+        guard headCount > 0, hiddenSize > 0 else {
+            throw EngineError.badConfig("\(arch).attention.head_count and embedding_length must be positive")
+        }
+        headDim = try gguf.optionalInt("\(arch).attention.key_length") ?? (hiddenSize / headCount)
+        ropeDim = try gguf.optionalInt("\(arch).rope.dimension_count") ?? headDim
+        ropeLinearFactor = 1
+        if let type = try gguf.optionalString("\(arch).rope.scaling.type"), type != "none" {
+            guard type == "linear" else { throw EngineError.unsupported("RoPE scaling type \(type)") }
+            ropeLinearFactor = try gguf.optionalFloat("\(arch).rope.scaling.factor") ?? 1
+        }
+        ropeInterleaved = arch != "qwen2"
+        if let embd = gguf.tensor(named: "token_embd.weight"), embd.dims.count == 2 {
+            vocabSize = embd.dims[1]
+        } else {
+            throw EngineError.missingTensor("token_embd.weight")
+        }
+        tiedEmbeddings = gguf.tensor(named: "output.weight") == nil
+        try validate()
+    }
+
+    /// Builds a config directly (tests and synthetic models).
+    public init(
+        architecture: String = "llama", name: String = "synthetic", blockCount: Int, hiddenSize: Int,
+        feedForwardSize: Int, headCount: Int, kvHeadCount: Int, vocabSize: Int, contextLength: Int = 512,
+        rmsNormEps: Float = 1e-5, ropeBase: Float = 10_000, ropeInterleaved: Bool = true, tiedEmbeddings: Bool = true
+    ) throws {
+        self.architecture = architecture
+        self.name = name
+        self.blockCount = blockCount
+        self.hiddenSize = hiddenSize
+        self.feedForwardSize = feedForwardSize
+        self.headCount = headCount
+        self.kvHeadCount = kvHeadCount
+        self.headDim = headCount > 0 ? hiddenSize / headCount : 0
+        self.vocabSize = vocabSize
+        self.contextLength = contextLength
+        self.rmsNormEps = rmsNormEps
+        self.ropeBase = ropeBase
+        self.ropeDim = headDim
+        self.ropeLinearFactor = 1
+        self.ropeInterleaved = ropeInterleaved
+        self.tiedEmbeddings = tiedEmbeddings
+        try validate()
+    }
+
+    private func validate() throws {
+        let limit = 1 << 20
+        for (name, v) in [("block_count", blockCount), ("embedding_length", hiddenSize),
+                          ("feed_forward_length", feedForwardSize), ("head_count", headCount),
+                          ("head_count_kv", kvHeadCount), ("head_dim", headDim), ("vocab_size", vocabSize),
+                          ("context_length", contextLength)] {
+            guard v > 0, v <= (name == "vocab_size" || name == "context_length" ? 1 << 24 : limit) else {
+                throw EngineError.badConfig("\(name) = \(v) is out of range")
+            }
+        }
+        guard headCount % kvHeadCount == 0 else {
+            throw EngineError.badConfig("head_count \(headCount) is not a multiple of head_count_kv \(kvHeadCount)")
+        }
+        guard ropeDim > 0, ropeDim <= headDim, ropeDim % 2 == 0 else {
+            throw EngineError.badConfig("rope.dimension_count \(ropeDim) must be even and at most the head size \(headDim)")
+        }
+        guard rmsNormEps.isFinite, rmsNormEps > 0, ropeBase.isFinite, ropeBase > 0 else {
+            throw EngineError.badConfig("rms epsilon and RoPE base must be positive and finite")
+        }
+    }
+}

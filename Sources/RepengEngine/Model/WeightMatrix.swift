@@ -1,0 +1,66 @@
+// Weight matrices of a loaded model and the matrix products over them (OpenBLAS sgemm/sgemv).
+import CBLAS
+
+/// A weight matrix of `rows` × `cols` (out × in, row-major, as GGUF stores `ne = [cols, rows]`).
+/// Storage is f32 today (dequantized at load: the reference path); the enum leaves room for
+/// quantized storage with dedicated kernels.
+public final class WeightMatrix: @unchecked Sendable {
+    /// How the values are held in memory.
+    public enum Storage {
+        /// Dense row-major f32.
+        case f32(FloatBuffer)
+    }
+
+    public let rows: Int
+    public let cols: Int
+    public let storage: Storage
+
+    init(rows: Int, cols: Int, f32 buffer: FloatBuffer) {
+        self.rows = rows
+        self.cols = cols
+        self.storage = .f32(buffer)
+    }
+
+    /// Pointer to row-major f32 values.
+    var f32: UnsafeMutablePointer<Float> {
+        switch storage { case .f32(let b): return b.pointer }
+    }
+
+    /// Bytes resident for this matrix.
+    public var residentBytes: Int { rows * cols * MemoryLayout<Float>.stride }
+
+    /// y[n, rows] = x[n, cols] · Wᵀ (+ beta·y). Uses sgemv for a single row.
+    @inline(__always)
+    func apply(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
+        apply(x, n: n, ldx: cols, into: y, ldy: rows, accumulate: accumulate)
+    }
+
+    /// Strided form: x rows `ldx` apart, y rows `ldy` apart.
+    func apply(_ x: UnsafePointer<Float>, n: Int, ldx: Int, into y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool) {
+        let beta: Float = accumulate ? 1 : 0
+        if n == 1 {
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(rows), Int32(cols), 1, f32, Int32(cols),
+                        x, 1, beta, y, 1)
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(rows), Int32(cols), 1,
+                        x, Int32(ldx), f32, Int32(cols), beta, y, Int32(ldy))
+        }
+    }
+}
+
+/// Process-wide BLAS settings.
+public enum BLAS {
+    /// Sets the number of OpenBLAS threads (1 … cores).
+    public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
+    /// The number of OpenBLAS threads in use.
+    public static var threads: Int { Int(openblas_get_num_threads()) }
+}
+
+extension BLAS {
+    /// y[rows, out] = x[rows, inner] · W[out, inner]ᵀ (for benchmarks and tests).
+    public static func sgemmNT(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                               rows: Int, out: Int, inner: Int) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(out), Int32(inner), 1,
+                    x, Int32(inner), w, Int32(inner), 0, y, Int32(out))
+    }
+}
