@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "RepengEngine", targets: ["RepengEngine"]),
+        .library(name: "RepengSteering", targets: ["RepengSteering"]),
         .executable(name: "repeng-bench", targets: ["RepengBench"]),
     ],
     targets: [
@@ -19,6 +20,11 @@ let package = Package(
             dependencies: ["CBLAS"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
+        .target(
+            name: "RepengSteering",
+            dependencies: ["RepengEngine", "CBLAS"],
+            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+        ),
         .executableTarget(
             name: "RepengBench",
             dependencies: ["RepengEngine"],
@@ -27,6 +33,11 @@ let package = Package(
         .testTarget(
             name: "RepengEngineTests",
             dependencies: ["RepengEngine"],
+            exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "RepengSteeringTests",
+            dependencies: ["RepengSteering"],
             exclude: ["Fixtures"]
         ),
     ]
