@@ -1,0 +1,1 @@
+// RepengSteering: control vectors (repeng's ControlVector, DatasetEntry, ControlModel) on the engine.
