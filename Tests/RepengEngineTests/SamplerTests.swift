@@ -1,0 +1,76 @@
+// Sampling: transformers' processor semantics on hand-made logits, and seeded reproducibility.
+import XCTest
+@testable import RepengEngine
+
+final class SamplerTests: XCTestCase {
+    func sample(_ logits: [Float], _ p: SamplingParameters, seen: [Int32] = []) -> Int32 {
+        var s = Sampler(parameters: p, vocabSize: logits.count)
+        s.observe(seen)
+        var l = logits
+        return l.withUnsafeMutableBufferPointer { s.sample($0.baseAddress!) }
+    }
+
+    func testGreedyTakesFirstMaximum() {
+        XCTAssertEqual(sample([1, 3, 3, 2], .greedy), 1)
+    }
+
+    func testRepetitionPenaltyDividesPositiveAndMultipliesNegative() {
+        var s = Sampler(parameters: SamplingParameters(repetitionPenalty: 2), vocabSize: 4)
+        s.observe([0, 1, 1])
+        var l: [Float] = [4, -1, 3, -5]
+        _ = l.withUnsafeMutableBufferPointer { s.sample($0.baseAddress!) }
+        XCTAssertEqual(l, [2, -2, 3, -5])
+        // The penalty moves greedy choice off a seen token.
+        XCTAssertEqual(sample([4, -1, 3, -5], SamplingParameters(repetitionPenalty: 2), seen: [0]), 2)
+    }
+
+    func testTopKOneIsGreedy() {
+        for seed in 0..<20 {
+            XCTAssertEqual(sample([0.1, 2, 1.9, -3], SamplingParameters(temperature: 1, topK: 1, seed: UInt64(seed))), 1)
+        }
+    }
+
+    func testTopPKeepsSmallestNucleus() {
+        // probabilities ≈ [0.6439, 0.2369, 0.0871, 0.0321]; top_p 0.8 keeps the first two.
+        let logits: [Float] = [3, 2, 1, 0]
+        var counts = [0, 0, 0, 0]
+        for seed in 0..<2000 {
+            counts[Int(sample(logits, SamplingParameters(temperature: 1, topP: 0.8, seed: UInt64(seed))))] += 1
+        }
+        XCTAssertEqual(counts[2] + counts[3], 0)
+        XCTAssertGreaterThan(counts[1], 300)
+    }
+
+    func testMinPDropsUnlikelyTokens() {
+        let logits: [Float] = [3, 2, 1, 0]  // p1/p0 = e^-1 ≈ 0.37, p2/p0 ≈ 0.135
+        var seenTokens = Set<Int32>()
+        for seed in 0..<500 { seenTokens.insert(sample(logits, SamplingParameters(temperature: 1, minP: 0.2, seed: UInt64(seed)))) }
+        XCTAssertEqual(seenTokens, [0, 1])
+    }
+
+    func testSeedReproducibleAndTemperatureSpreads() {
+        let logits: [Float] = (0..<100).map { Float($0 % 7) * 0.5 }
+        let p = SamplingParameters(temperature: 1.5, seed: 42)
+        let a = (0..<50).map { _ in sample(logits, p) }
+        let b = (0..<50).map { _ in sample(logits, p) }
+        XCTAssertEqual(a, b)
+        var s1 = Sampler(parameters: p, vocabSize: 100), s2 = Sampler(parameters: p, vocabSize: 100)
+        var seq1: [Int32] = [], seq2: [Int32] = []
+        for _ in 0..<50 {
+            var l1 = logits, l2 = logits
+            seq1.append(l1.withUnsafeMutableBufferPointer { s1.sample($0.baseAddress!) })
+            seq2.append(l2.withUnsafeMutableBufferPointer { s2.sample($0.baseAddress!) })
+        }
+        XCTAssertEqual(seq1, seq2)
+        XCTAssertGreaterThan(Set(seq1).count, 5)
+    }
+
+    func testValidation() {
+        XCTAssertThrowsError(try SamplingParameters(temperature: -1).validate())
+        XCTAssertThrowsError(try SamplingParameters(temperature: .nan).validate())
+        XCTAssertThrowsError(try SamplingParameters(topP: 0).validate())
+        XCTAssertThrowsError(try SamplingParameters(minP: 2).validate())
+        XCTAssertThrowsError(try SamplingParameters(repetitionPenalty: 0).validate())
+        XCTAssertNoThrow(try SamplingParameters(temperature: 0.7, topK: 40, topP: 0.9, minP: 0.05, repetitionPenalty: 1.1).validate())
+    }
+}
