@@ -283,5 +283,20 @@ final class ForwardTests: XCTestCase {
         Kernels.swiglu(gu, &c, rows: rows, ffn: ffn)
         Kernels.swigluReference(gu, &d, rows: rows, ffn: ffn)
         XCTAssertLessThan(maxRelDiff(c, d), 1e-6)
+        var e = (0..<300).map { _ in Float(rng.nextUnit() * 60 - 30) }, f = e
+        Kernels.softmax(&e, n: 300, valid: 250)
+        Kernels.softmaxReference(&f, n: 300, valid: 250)
+        XCTAssertLessThan(maxRelDiff(e, f), 1e-6)
+        // Vector exp against libm over a wide range (relative error).
+        var worst: Float = 0
+        var v = Float(-87)
+        while v < 88 {
+            let lanes = SIMD16<Float>((0..<16).map { v + Float($0) * 0.0137 })
+            let got = Kernels.exp(lanes)
+            for l in 0..<16 { worst = max(worst, abs(got[l] - Foundation.exp(lanes[l])) / Foundation.exp(lanes[l])) }
+            v += 0.219
+        }
+        print("SIMD exp max relative error vs libm: \(worst)")
+        XCTAssertLessThan(worst, 3e-7)
     }
 }
