@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 [ -f .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf ] || scripts/bootstrap.sh
-exec swift test -c release "$@"
+exec swift test -c release -Xswiftc -enable-testing "$@"
