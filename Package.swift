@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "RepengEngine", targets: ["RepengEngine"]),
         .library(name: "RepengSteering", targets: ["RepengSteering"]),
         .executable(name: "repeng-bench", targets: ["RepengBench"]),
+        .executable(name: "repeng-demo", targets: ["RepengDemo"]),
     ],
     targets: [
         .systemLibrary(
@@ -29,6 +30,11 @@ let package = Package(
             name: "RepengBench",
             dependencies: ["RepengEngine"],
             path: "Sources/RepengBench"
+        ),
+        .executableTarget(
+            name: "RepengDemo",
+            dependencies: ["RepengEngine", "RepengSteering"],
+            path: "Sources/RepengDemo"
         ),
         .testTarget(
             name: "RepengEngineTests",

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Golden SmolLM2 fixtures (hidden states, logits, greedy generations, batching, config) from Hugging Face transformers loading the bundled GGUF.
 """Writes the SmolLM2-135M-Instruct golden fixtures used by the engine tests.
 
@@ -95,7 +94,7 @@ BATCH_STRINGS = [
 
 
 # ---------------------------------------------------------------------------
-# JSON helpers
+# JSON output
 
 
 def f32_list(values) -> list[float]:
