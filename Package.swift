@@ -28,7 +28,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "RepengBench",
-            dependencies: ["RepengEngine"],
+            dependencies: ["RepengEngine", "RepengSteering"],
             path: "Sources/RepengBench"
         ),
         .executableTarget(

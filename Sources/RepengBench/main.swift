@@ -1,7 +1,9 @@
 // repeng-bench: load, prefill, decode and hidden-state extraction throughput of the engine.
-//   repeng-bench MODEL.gguf [--threads N] [--strings FILE] [--json]
+//   repeng-bench MODEL.gguf [--threads N] [--strings FILE] [--json] [--skip-decode]
+//   repeng-bench MODEL.gguf --train [--pairs N] [--dump-dataset FILE.json]   (training time)
 import Foundation
 import RepengEngine
+import RepengSteering
 
 struct Options {
     var model = ""
@@ -9,6 +11,9 @@ struct Options {
     var strings = "scripts/bench/strings.json"
     var json = false
     var skipDecode = false
+    var train = false
+    var pairs = 200
+    var dumpDataset: String?
 }
 
 func parse() -> Options {
@@ -20,8 +25,11 @@ func parse() -> Options {
         case "--strings": o.strings = args.popFirst() ?? o.strings
         case "--json": o.json = true
         case "--skip-decode": o.skipDecode = true
+        case "--train": o.train = true
+        case "--pairs": o.pairs = Int(args.popFirst() ?? "") ?? o.pairs
+        case "--dump-dataset": o.dumpDataset = args.popFirst()
         case "-h", "--help":
-            print("usage: repeng-bench MODEL.gguf [--threads N] [--strings FILE] [--json] [--skip-decode]")
+            print("usage: repeng-bench MODEL.gguf [--threads N] [--strings FILE] [--json] [--skip-decode]\n       repeng-bench MODEL.gguf --train [--pairs N] [--dump-dataset FILE.json] [--json]")
             exit(0)
         default: o.model = a
         }
@@ -55,7 +63,10 @@ BLAS.setThreads(opt.threads)
 var results: [(String, Double)] = []
 @MainActor func report(_ name: String, _ value: Double, _ unit: String) {
     results.append((name, value))
-    if !opt.json { print(String(format: "%-34@ %10.1f %@", name as NSString, value, unit as NSString)) }
+    if !opt.json {
+        let v = abs(value) < 10 && value != value.rounded() ? String(format: "%10.4f", value) : String(format: "%10.1f", value)
+        print(String(format: "%-36@ %@ %@", name as NSString, v as NSString, unit as NSString))
+    }
 }
 
 do {
@@ -63,6 +74,10 @@ do {
     let model = try LlamaModel(path: opt.model)
     report("load_s", now() - t0, "s")
     guard let tok = model.tokenizer else { fail(EngineError.invalidArgument("model has no tokenizer")) }
+    if opt.train {
+        try benchTraining(model)
+        exit(0)
+    }
     let strings = try JSONDecoder().decode([String].self, from: Data(contentsOf: URL(fileURLWithPath: opt.strings)))
     let ws = ForwardWorkspace()
 
@@ -137,4 +152,46 @@ do {
     }
 } catch {
     fail(error)
+}
+
+/// Training time for a template dataset (persona prompt in ChatML + suffix), every layer but
+/// block 0, with and without the shared-prefix cache; the same dataset can be written out for
+/// scripts/bench/bench_repeng.py.
+@MainActor func benchTraining(_ model: LlamaModel) throws {
+    let suffixCount = (opt.pairs + 1) / 2
+    let dataset = Array(try makeChatDataset(
+        template: "Act as if you're extremely {persona}.",
+        positivePersonas: ["happy", "joyful"], negativePersonas: ["sad", "depressed"],
+        suffixes: Array(defaultSuffixes.prefix(suffixCount)), model: model).prefix(opt.pairs))
+    if let path = opt.dumpDataset {
+        try encodeDataset(dataset).write(to: URL(fileURLWithPath: path))
+    }
+    let tokens = dataset.reduce(0) { $0 + (model.tokenizer?.encode($1.positive, addSpecial: true).count ?? 0)
+        + (model.tokenizer?.encode($1.negative, addSpecial: true).count ?? 0) }
+    report("train_pairs", Double(dataset.count), "pairs")
+    report("train_tokens", Double(tokens), "tokens")
+    var vectors: [ControlVector] = []
+    for share in [false, true] {
+        var best = Double.infinity
+        for _ in 0..<2 {
+            let t = now()
+            vectors.append(try ControlVector.train(model: model, dataset: dataset, method: .pcaDiff, sharePrefixes: share))
+            best = min(best, now() - t)
+        }
+        report(share ? "train_s_shared_prefix" : "train_s", best, "s")
+    }
+    var minCos = 1.0
+    for (l, a) in vectors[0].directions {
+        guard let b = vectors[vectors.count - 1].directions[l] else { continue }
+        var dot = 0.0
+        for i in 0..<a.count { dot += Double(a[i]) * Double(b[i]) }
+        minCos = min(minCos, dot)
+    }
+    report("train_min_cosine_shared_vs_not", minCos, "")
+    report("peak_rss_mib", peakRSSMiB(), "MiB")
+    if opt.json {
+        let obj = Dictionary(uniqueKeysWithValues: results.map { ($0.0, $0.1) })
+        let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
+        print(String(decoding: data, as: UTF8.self))
+    }
 }
