@@ -199,6 +199,47 @@ public enum Kernels {
         for i in valid..<n { x[i] = 0 }
     }
 
+    // MARK: Attention for one query
+
+    /// out = softmax(scale · K q) · V over `count` keys/values (rows `ld` apart), for one head.
+    /// `headDim` must be a multiple of 16; `scores` holds at least `count` values.
+    @inline(__always)
+    public static func attendOne(
+        q: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, ld: Int, count: Int,
+        headDim: Int, scale: Float, scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>
+    ) {
+        var m = -Float.infinity
+        for j in 0..<count {
+            let kj = keys + j * ld
+            var acc = SIMD16<Float>(repeating: 0)
+            var d = 0
+            while d < headDim {
+                acc += UnsafeRawPointer(q + d).loadUnaligned(as: SIMD16<Float>.self)
+                    * UnsafeRawPointer(kj + d).loadUnaligned(as: SIMD16<Float>.self)
+                d += 16
+            }
+            let s = acc.sum() * scale
+            scores[j] = s
+            if s > m { m = s }
+        }
+        var total: Float = 0
+        for j in 0..<count {
+            let e = Foundation.exp(scores[j] - m)
+            scores[j] = e
+            total += e
+        }
+        let inv = 1 / total
+        var d = 0
+        while d < headDim {
+            var acc = SIMD16<Float>(repeating: 0)
+            for j in 0..<count {
+                acc += UnsafeRawPointer(values + j * ld + d).loadUnaligned(as: SIMD16<Float>.self) * scores[j]
+            }
+            UnsafeMutableRawPointer(out + d).storeBytes(of: acc * inv, as: SIMD16<Float>.self)
+            d += 16
+        }
+    }
+
     // MARK: Vector ops
 
     /// y += x (n values).

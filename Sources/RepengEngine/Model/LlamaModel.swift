@@ -390,12 +390,19 @@ public final class LlamaModel: @unchecked Sendable {
         ws.scores.reserve(n * ctx)
         let S = ws.scores.pointer
         let group = cfg.headCount / cfg.kvHeadCount
+        let small = ctx <= ws.smallAttentionLimit && hd % 16 == 0
         for h in 0..<cfg.headCount {
             let g = h / group
             let q = qBase + h * hd
             let k = kPtr + g * hd, v = vPtr + g * hd
             let o = out + seq.row * qDim + h * hd
-            if n == 1 {
+            if small {
+                // Short contexts: SIMD dot products beat BLAS call overhead.
+                for i in 0..<n {
+                    Kernels.attendOne(q: q + i * qkvDim, keys: k, values: v, ld: ld, count: seq.start + i + 1,
+                                      headDim: hd, scale: scale, scores: S, out: o + i * qDim)
+                }
+            } else if n == 1 {
                 cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(ctx), Int32(hd), scale, k, Int32(ld), q, 1, 0, S, 1)
                 Kernels.softmax(S, n: ctx, valid: ctx)
                 cblas_sgemv(CblasRowMajor, CblasTrans, Int32(ctx), Int32(hd), 1, v, Int32(ld), S, 1, 0, o, 1)
@@ -418,6 +425,8 @@ public final class ForwardWorkspace: @unchecked Sendable {
     let attn = FloatBuffer(count: 1), gateUp = FloatBuffer(count: 1), ffn = FloatBuffer(count: 1)
     let final = FloatBuffer(count: 1), scores = FloatBuffer(count: 1), logits = FloatBuffer(count: 1)
     let cos = FloatBuffer(count: 1), sin = FloatBuffer(count: 1)
+    /// Contexts up to this length use the SIMD attention kernel instead of BLAS calls.
+    var smallAttentionLimit = 128
 
     public init() {}
 
