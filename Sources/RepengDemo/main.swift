@@ -15,6 +15,7 @@ func die(_ message: String) -> Never {
     exit(1)
 }
 
+BLAS.reexecWithFasterKernelsIfNeeded()
 var modelPath = ".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 var coefficient: Float = 8
 var band = (-20, -5)

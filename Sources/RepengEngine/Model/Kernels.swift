@@ -133,10 +133,15 @@ public enum Kernels {
 
     /// exp on 16 lanes: Cody–Waite range reduction and a degree-6 minimax polynomial
     /// (Cephes expf coefficients); within 2 ulp of the true value over the f32 range.
+    /// Written with lane-wise arithmetic, compares and bit casts only, which compile to vector
+    /// instructions (rounding uses the 1.5·2²³ trick rather than a float→int conversion).
     @inline(__always)
     public static func exp(_ v: SIMD16<Float>) -> SIMD16<Float> {
-        let x = v.clamped(lowerBound: SIMD16(repeating: -87.3), upperBound: SIMD16(repeating: 88.7))
-        let n = (x * 1.442_695_04).rounded(.toNearestOrEven)
+        var x = v
+        x.replace(with: -87.3, where: x .< -87.3)
+        x.replace(with: 88.7, where: x .> 88.7)
+        let t = x * 1.442_695_04 + 12_582_912.0      // 1.5·2²³ + round(x·log2 e) in the low bits
+        let n = t - 12_582_912.0
         var r = x - n * 0.693_359_375
         r = r - n * -2.121_944_4e-4
         var p = SIMD16<Float>(repeating: 1.987_569_15e-4)
@@ -146,20 +151,8 @@ public enum Kernels {
         p = p * r + 1.666_666_545_9e-1
         p = p * r + 5.000_000_120_1e-1
         p = p * (r * r) + r + 1
-        let bits = (SIMD16<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
-        let scale = unsafeBitCast(bits, to: SIMD16<Float>.self)
-        return p * scale
-    }
-
-    /// Reference SwiGLU.
-    public static func swigluReference(_ gateUp: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, rows: Int, ffn: Int) {
-        for r in 0..<rows {
-            for i in 0..<ffn {
-                let x = gateUp[r * 2 * ffn + i]
-                let silu = x * (1 / (1 + Foundation.exp(-x)))
-                out[r * ffn + i] = silu * gateUp[r * 2 * ffn + ffn + i]
-            }
-        }
+        let bits = (unsafeBitCast(t, to: SIMD16<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23
+        return p * unsafeBitCast(bits, to: SIMD16<Float>.self)
     }
 
     // MARK: Softmax
