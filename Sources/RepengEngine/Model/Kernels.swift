@@ -155,6 +155,17 @@ public enum Kernels {
         return p * unsafeBitCast(bits, to: SIMD16<Float>.self)
     }
 
+    /// Reference SwiGLU.
+    public static func swigluReference(_ gateUp: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, rows: Int, ffn: Int) {
+        for r in 0..<rows {
+            for i in 0..<ffn {
+                let x = gateUp[r * 2 * ffn + i]
+                let silu = x * (1 / (1 + Foundation.exp(-x)))
+                out[r * ffn + i] = silu * gateUp[r * 2 * ffn + ffn + i]
+            }
+        }
+    }
+
     // MARK: Softmax
 
     /// In-place softmax of `n` values; entries past `valid` are set to 0 (causal mask).
