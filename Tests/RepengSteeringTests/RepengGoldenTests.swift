@@ -152,13 +152,14 @@ final class RepengGoldenTests: XCTestCase {
             }
             XCTAssertEqual(s.count, r.count)
             let c = Self.cosine(s, r)
-            report.append(String(format: "%d:%.6f", layer, c))
+            report.append(String(format: "%d:%.1e", layer, 1 - c))
             if c < minCos { minCos = c; minLayer = layer }
             XCTAssertGreaterThanOrEqual(c, Self.minimumCosine,
                                         "\(method.rawValue) layer \(layer): cosine with repeng \(c)\(c < 0 ? " (opposite sign: sign vote differs)" : "")")
         }
-        print(String(format: "[golden] %@: min cosine with repeng %.7f at layer %d", method.rawValue, minCos, minLayer))
-        print("[golden] \(method.rawValue) per-layer cosine: \(report.joined(separator: " "))")
+        print(String(format: "[golden] %@: min cosine with repeng %.9f (1 - cos = %.2e) at layer %d",
+                     method.rawValue, minCos, 1 - minCos, minLayer))
+        print("[golden] \(method.rawValue) per-layer 1 - cosine: \(report.joined(separator: " "))")
     }
 
     func testPcaDiffMatchesRepeng() throws { try checkTraining(.pcaDiff) }
