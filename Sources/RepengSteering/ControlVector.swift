@@ -1,4 +1,4 @@
-// Control vectors (repeng 0.5 `ControlVector`): one direction per block, with metadata and
+// Control vectors (repeng 0.4 `ControlVector`): one direction per block, with metadata and
 // repeng's arithmetic (union of layers, missing layer = zero, model-type mismatch warns).
 import Foundation
 

@@ -1,4 +1,4 @@
-// Control applied to a resident model (repeng 0.5's ControlModel / set_control / reset):
+// Control applied to a resident model (repeng 0.4's ControlModel / set_control / reset):
 // coefficient × direction added to the output of each controlled block, at every position.
 import Foundation
 import RepengEngine

@@ -1,4 +1,4 @@
-// Contrastive datasets for control-vector training: repeng 0.5's DatasetEntry and the
+// Contrastive datasets for control-vector training: repeng 0.4's DatasetEntry and the
 // make_dataset recipe from its README and notebooks, a chat-formatted variant, and JSON loading.
 import Foundation
 import RepengEngine

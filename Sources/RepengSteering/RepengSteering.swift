@@ -1,4 +1,4 @@
-// RepengSteering: control vectors (repeng 0.5's ControlVector, DatasetEntry, ControlModel) on the engine.
+// RepengSteering: control vectors (repeng 0.4's ControlVector, DatasetEntry, ControlModel) on the engine.
 //
 // - Datasets: `DatasetEntry`, `makeDataset` (repeng's README recipe), `makeChatDataset`,
 //   `defaultSuffixes`, `loadDataset` / `loadSuffixes` (Dataset.swift, DefaultSuffixes.swift).

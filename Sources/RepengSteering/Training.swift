@@ -1,4 +1,4 @@
-// Control-vector training as repeng 0.5's `ControlVector.train` / `read_representations`:
+// Control-vector training as repeng 0.4's `ControlVector.train` / `read_representations`:
 // last-token hidden states of each positive and negative text, then per layer the first
 // principal component of the pair differences (or of pair-centred states), sign-voted so
 // positives project higher.

@@ -1,4 +1,4 @@
-// Control-vector files: GGUF in the layout of repeng 0.5's export_gguf / llama.cpp's
+// Control-vector files: GGUF in the layout of repeng 0.4's export_gguf / llama.cpp's
 // --control-vector loader (ggml docs/gguf.md, GGUF v3), and a JSON format with the same
 // content. See docs/vector-formats.md.
 import Foundation
