@@ -17,6 +17,19 @@ let package = Package(
         .library(name: "RepengSteering", targets: ["RepengSteering"]),
         .executable(name: "repeng-bench", targets: ["RepengBench"]),
         .executable(name: "repeng-demo", targets: ["RepengDemo"]),
+        .executable(name: "repengd", targets: ["repengd"]),
+        .executable(name: "repengctl", targets: ["repengctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
     ],
     targets: [
         .systemLibrary(
@@ -43,6 +56,47 @@ let package = Package(
             name: "RepengDemo",
             dependencies: ["RepengEngine", "RepengSteering"],
             path: "Sources/RepengDemo"
+        ),
+        .target(
+            name: "RepengProtocol",
+            dependencies: [
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+        .target(
+            name: "RepengDaemon",
+            dependencies: [
+                "RepengEngine", "RepengSteering", "RepengProtocol",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+            ]
+        ),
+        .executableTarget(
+            name: "repengd",
+            dependencies: [
+                "RepengDaemon",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "repengctl",
+            dependencies: [
+                "RepengProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "RepengDaemonTests",
+            dependencies: ["RepengDaemon", "RepengProtocol", "RepengSteering", "RepengEngine", "repengctl"]
         ),
         .testTarget(
             name: "RepengEngineTests",

@@ -1,0 +1,224 @@
+// Builds and runs the daemon: loads the models and control state, binds the Unix socket and
+// serves gRPC until a graceful shutdown. `Daemon.start` is what repengd's main and the tests use.
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import RepengEngine
+import RepengProtocol
+import RepengSteering
+
+/// Why the daemon could not start.
+public enum StartupError: Error, CustomStringConvertible, Sendable {
+    case socketPathTooLong(String)
+    case socketInUse(String)
+    case notASocket(String)
+    case socket(path: String, operation: String, errno: Int32)
+    case model(name: String, path: String, reason: String)
+    case directory(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .socketPathTooLong(let p): return "socket path \(p) is longer than 107 bytes; choose a shorter one"
+        case .socketInUse(let p): return "another daemon is already listening on \(p); stop it or use another --socket"
+        case .notASocket(let p): return "\(p) exists and is not a socket; remove it or use another --socket"
+        case let .socket(p, op, e): return "\(op) \(p) failed: \(String(cString: strerror(e)))"
+        case let .model(n, p, r): return "cannot load model '\(n)' from \(p): \(r)"
+        case let .directory(p, r): return "cannot use directory \(p): \(r)"
+        }
+    }
+}
+
+/// A running daemon.
+public final class Daemon: Sendable {
+    /// The daemon's version, reported by Status.
+    public static let version = "0.1.0"
+
+    public let config: DaemonConfig
+    public let registry: ModelRegistry
+    let server: GRPCServer<HTTP2ServerTransport.Posix>
+    let health: HealthState
+    let logger: Logger
+    let serveTask: Task<Void, any Error>
+    let socketInode: UInt
+
+    private init(config: DaemonConfig, registry: ModelRegistry, server: GRPCServer<HTTP2ServerTransport.Posix>,
+                 health: HealthState, logger: Logger, socketInode: UInt) {
+        self.config = config
+        self.registry = registry
+        self.server = server
+        self.health = health
+        self.logger = logger
+        self.socketInode = socketInode
+        serveTask = Task { try await server.serve() }
+    }
+
+    /// Loads everything `config` names, binds the socket and starts serving. Returns once
+    /// the socket accepts connections.
+    public static func start(config: DaemonConfig, logger: Logger) async throws -> Daemon {
+        if let t = config.threads { BLAS.setThreads(t) }
+        for dir in [config.vectorsDir, config.stateDir] {
+            do { try DurableFile.makeDirectory(dir, mode: 0o750) } catch {
+                throw StartupError.directory(path: dir, reason: "\(error)")
+            }
+        }
+        for swept in DurableFile.sweepTemporaries(in: config.vectorsDir) + DurableFile.sweepTemporaries(in: config.stateDir) {
+            logger.notice("removed leftover temp file \(swept)")
+        }
+
+        // Refuse early when another daemon serves this socket (before the slow model load).
+        if isLive(config.socketPath) { throw StartupError.socketInUse(config.socketPath) }
+
+        // Models.
+        var hosts: [ModelHost] = []
+        for (i, spec) in config.models.enumerated() {
+            let t0 = monotonicSeconds()
+            let model: LlamaModel
+            do { model = try LlamaModel(path: spec.path) } catch {
+                for h in hosts { h.scheduler.stop(cancelRunning: true) }
+                throw StartupError.model(name: spec.name, path: spec.path, reason: "\(error)")
+            }
+            hosts.append(ModelHost(spec: spec, model: model, limits: config.limits, isDefault: i == 0))
+            logger.info("loaded model \(spec.name) (\(model.config.architecture), \(model.config.blockCount) blocks, hidden \(model.config.hiddenSize)) from \(spec.path) in \(String(format: "%.2f", monotonicSeconds() - t0)) s")
+        }
+        let registry = ModelRegistry(hosts: hosts)
+        let store = VectorStore(directory: config.vectorsDir)
+
+        // Control state from the last run.
+        let controlStore = ControlStateStore(stateDir: config.stateDir)
+        let resolver = ControlResolver(store: store, limits: config.limits)
+        do {
+            for (name, spec) in try controlStore.load() {
+                guard let host = try? registry.host(name) else {
+                    logger.warning("control state names model '\(name)', which is not configured; ignored")
+                    continue
+                }
+                do {
+                    let r = try resolver.resolve(spec, model: host.model)
+                    try host.setControl(r.prepared == nil ? nil : r) {}
+                    logger.info("restored control of \(name): \(spec.terms.map { "\($0.vector)×\($0.coefficient)" }.joined(separator: " + "))")
+                } catch {
+                    logger.error("cannot restore control of \(name): \(rpcError(error).message); the model starts without control")
+                }
+            }
+        } catch {
+            logger.error("\(error); all models start without control")
+        }
+
+        // Socket and server.
+        let (fd, inode): (Int32, UInt)
+        do { (fd, inode) = try bindSocket(config.socketPath) } catch {
+            for h in hosts { h.scheduler.stop(cancelRunning: true) }
+            throw error
+        }
+        let health = HealthState()
+        let service = RepengService(registry: registry, store: store, controlStore: controlStore, config: config,
+                                    counters: DaemonCounters(), started: monotonicSeconds(), version: version)
+        let transportConfig = HTTP2ServerTransport.Posix.Config.defaults { c in
+            c.rpc.maxRequestPayloadSize = config.limits.maxRequestBytes
+            c.channelDebuggingCallbacks.onAcceptHTTP2Stream = installPeerCredentials
+        }
+        let transport = HTTP2ServerTransport.Posix(listeningSocketDescriptor: Int(fd), transportSecurity: .plaintext,
+                                                   config: transportConfig)
+        let requestLogger = logger
+        let interceptor = RequestLogInterceptor { line, ok in
+            if ok { requestLogger.info("\(line)") } else { requestLogger.notice("\(line)") }
+        }
+        let server = GRPCServer(transport: transport, services: [service, HealthService(state: health)],
+                                interceptors: [interceptor])
+        let daemon = Daemon(config: config, registry: registry, server: server, health: health, logger: logger,
+                            socketInode: inode)
+        _ = try await transport.listeningAddress
+        logger.info("serving \(hosts.map(\.name).joined(separator: ", ")) on \(config.socketPath) (vectors in \(config.vectorsDir))")
+        return daemon
+    }
+
+    /// Begins a graceful shutdown: no new requests; running ones finish, and are cancelled
+    /// once `limits.drainSeconds` have passed.
+    public func shutdown() {
+        logger.info("shutting down")
+        health.markNotServing()
+        server.beginGracefulShutdown()
+        let hosts = registry.hosts
+        let drain = config.limits.drainSeconds
+        let t = Thread {
+            Thread.sleep(forTimeInterval: drain)
+            for h in hosts { h.scheduler.cancelRunning() }
+        }
+        t.name = "repengd-drain"
+        t.start()
+    }
+
+    /// Waits until the server has stopped (after `shutdown`), then stops the schedulers and
+    /// removes the socket file.
+    public func wait() async throws {
+        defer {
+            for h in registry.hosts { h.scheduler.stop(cancelRunning: true) }
+            var st = stat()
+            if lstat(config.socketPath, &st) == 0, UInt(st.st_ino) == socketInode { unlink(config.socketPath) }
+            logger.info("stopped")
+        }
+        try await serveTask.value
+    }
+
+    /// Creates the socket's directory (0700 when new), clears a stale socket (refusing to touch
+    /// a live one), binds, sets mode 0660 and listens. Returns the descriptor and the inode.
+    static func bindSocket(_ path: String) throws -> (Int32, UInt) {
+        guard path.utf8.count < 108 else { throw StartupError.socketPathTooLong(path) }
+        let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        if !FileManager.default.fileExists(atPath: dir) {
+            do { try DurableFile.makeDirectory(dir, mode: 0o700) } catch {
+                throw StartupError.directory(path: dir, reason: "\(error)")
+            }
+        }
+        var st = stat()
+        if lstat(path, &st) == 0 {
+            guard (st.st_mode & S_IFMT) == S_IFSOCK else { throw StartupError.notASocket(path) }
+            if isLive(path) { throw StartupError.socketInUse(path) }
+            unlink(path)
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw StartupError.socket(path: path, operation: "socket for", errno: errno) }
+        var addr = unixAddress(path)
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else {
+            let e = errno
+            close(fd)
+            throw StartupError.socket(path: path, operation: "bind", errno: e)
+        }
+        chmod(path, 0o660)
+        guard listen(fd, 128) == 0 else {
+            let e = errno
+            close(fd)
+            unlink(path)
+            throw StartupError.socket(path: path, operation: "listen on", errno: e)
+        }
+        guard lstat(path, &st) == 0 else { throw StartupError.socket(path: path, operation: "stat", errno: errno) }
+        return (fd, UInt(st.st_ino))
+    }
+
+    private static func unixAddress(_ path: String) -> sockaddr_un {
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { buf in
+            let bytes = Array(path.utf8.prefix(buf.count - 1))
+            buf.copyBytes(from: bytes)
+            buf[bytes.count] = 0
+        }
+        return addr
+    }
+
+    /// Whether something accepts connections on the socket at `path`.
+    private static func isLive(_ path: String) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var addr = unixAddress(path)
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        return rc == 0
+    }
+}

@@ -1,0 +1,275 @@
+// repengd settings: paths, models and limits, from flags and an optional TOML file, with the
+// defaults that let the daemon start with no configuration at all.
+import Foundation
+import RepengProtocol
+import TOMLKit
+
+/// Bounds on what one request or one client may ask of the daemon.
+public struct DaemonLimits: Sendable, Equatable {
+    /// Generate requests waiting for a decode slot, per model; more → RESOURCE_EXHAUSTED.
+    public var maxQueue = 64
+    /// Sequences decoded together in one batched step, per model.
+    public var maxBatch = 8
+    /// Largest `max_tokens` a request may ask for.
+    public var maxTokens = 2048
+    /// `max_tokens` used when a request leaves it at 0.
+    public var defaultMaxTokens = 128
+    /// Longest prompt, in tokens.
+    public var maxPromptTokens = 4096
+    /// Largest request message, in bytes (enforced by the transport).
+    public var maxRequestBytes = 16 << 20
+    /// Largest absolute control coefficient.
+    public var maxCoefficient: Float = 1000
+    /// Most terms in one control.
+    public var maxControlTerms = 16
+    /// Most stop strings, and the longest one in characters.
+    public var maxStopStrings = 16
+    public var maxStopLength = 256
+    /// Most contrastive pairs in one Train request.
+    public var maxTrainingPairs = 10_000
+    /// Trainings that may run at once (over all models).
+    public var maxConcurrentTrainings = 1
+    /// Seconds a graceful shutdown waits for running requests before cancelling them.
+    public var drainSeconds: Double = 10
+
+    public init() {}
+}
+
+/// One model to load: the name requests use and its GGUF file.
+public struct ModelSpec: Sendable, Equatable {
+    public var name: String
+    public var path: String
+    public init(name: String, path: String) {
+        self.name = name
+        self.path = path
+    }
+}
+
+/// Why the configuration is unusable.
+public enum ConfigError: Error, CustomStringConvertible, Sendable, Equatable {
+    case unreadable(path: String, reason: String)
+    case toml(path: String, reason: String)
+    case badValue(key: String, reason: String)
+    case badModelFlag(String)
+    case duplicateModel(String)
+    case noModel(searched: [String])
+
+    public var description: String {
+        switch self {
+        case let .unreadable(p, r): return "cannot read config file \(p): \(r)"
+        case let .toml(p, r): return "config file \(p) is not valid TOML: \(r)"
+        case let .badValue(k, r): return "config key '\(k)': \(r)"
+        case .badModelFlag(let f): return "--model takes NAME=PATH, got '\(f)'"
+        case .duplicateModel(let n): return "model name '\(n)' is configured twice"
+        case .noModel(let searched):
+            return "no model configured and the bundled default was not found (looked in \(searched.joined(separator: ", "))); pass --model NAME=PATH or run scripts/bootstrap.sh"
+        }
+    }
+}
+
+/// Everything the daemon needs to start.
+public struct DaemonConfig: Sendable, Equatable {
+    /// Unix domain socket path to listen on.
+    public var socketPath: String
+    /// Directory of vector files (NAME.gguf / NAME.json).
+    public var vectorsDir: String
+    /// Directory of the daemon's own state (control.json).
+    public var stateDir: String
+    /// Models to load; the first is the default.
+    public var models: [ModelSpec]
+    /// BLAS threads (nil: one per core).
+    public var threads: Int?
+    public var limits: DaemonLimits
+
+    public init(socketPath: String, vectorsDir: String, stateDir: String, models: [ModelSpec],
+                threads: Int? = nil, limits: DaemonLimits = DaemonLimits()) {
+        self.socketPath = socketPath
+        self.vectorsDir = vectorsDir
+        self.stateDir = stateDir
+        self.models = models
+        self.threads = threads
+        self.limits = limits
+    }
+
+    /// The bundled default model's file name and the name it is served under.
+    public static let bundledModelFile = "SmolLM2-135M-Instruct.Q4_1.gguf"
+    public static let bundledModelName = "smollm2"
+
+    /// `$XDG_STATE_HOME/repengd`, else `~/.local/state/repengd`.
+    public static func defaultStateDir(environment env: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        if let s = env["XDG_STATE_HOME"], s.hasPrefix("/") { return s + "/repengd" }
+        let home = env["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
+        return home + "/.local/state/repengd"
+    }
+
+    /// Folders searched for the bundled model, in order: `$REPENG_CACHE/models`, the
+    /// `.cache/models` of a source checkout holding the executable or the working directory,
+    /// then the install locations.
+    public static func modelSearchDirs(environment env: [String: String] = ProcessInfo.processInfo.environment,
+                                       executable: String = CommandLine.arguments.first ?? "") -> [String] {
+        var dirs: [String] = []
+        if let c = env["REPENG_CACHE"], !c.isEmpty { dirs.append(c + "/models") }
+        var starts: [URL] = []
+        if !executable.isEmpty { starts.append(URL(fileURLWithPath: executable).resolvingSymlinksInPath().deletingLastPathComponent()) }
+        starts.append(URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
+        for start in starts {
+            var d = start
+            for _ in 0..<8 {
+                if FileManager.default.fileExists(atPath: d.appendingPathComponent("Package.swift").path) {
+                    dirs.append(d.appendingPathComponent(".cache/models").path)
+                    break
+                }
+                let up = d.deletingLastPathComponent()
+                if up.path == d.path { break }
+                d = up
+            }
+        }
+        dirs += ["/usr/local/share/repengd/models", "/usr/share/repengd/models"]
+        var seen = Set<String>()
+        return dirs.filter { seen.insert($0).inserted }
+    }
+
+    /// The bundled model, if one of `modelSearchDirs` has it.
+    public static func bundledModel(environment env: [String: String] = ProcessInfo.processInfo.environment) throws -> ModelSpec {
+        let dirs = modelSearchDirs(environment: env)
+        for d in dirs where FileManager.default.fileExists(atPath: d + "/" + bundledModelFile) {
+            return ModelSpec(name: bundledModelName, path: d + "/" + bundledModelFile)
+        }
+        throw ConfigError.noModel(searched: dirs)
+    }
+
+    /// Parses `NAME=PATH`.
+    public static func parseModelFlag(_ flag: String) throws -> ModelSpec {
+        guard let eq = flag.firstIndex(of: "=") else { throw ConfigError.badModelFlag(flag) }
+        let name = String(flag[..<eq]), path = String(flag[flag.index(after: eq)...])
+        guard VectorName.isValid(name), !path.isEmpty else { throw ConfigError.badModelFlag(flag) }
+        return ModelSpec(name: name, path: path)
+    }
+
+    /// Settings read from a TOML file; every key is optional.
+    ///
+    /// ```toml
+    /// socket = "/run/repengd/repengd.sock"
+    /// vectors = "/var/lib/repengd/vectors"
+    /// state = "/var/lib/repengd"
+    /// threads = 2
+    /// [[model]]
+    /// name = "smollm2"
+    /// path = "/usr/share/repengd/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+    /// [limits]
+    /// max_queue = 64
+    /// max_batch = 8
+    /// max_tokens = 2048
+    /// default_max_tokens = 128
+    /// max_prompt_tokens = 4096
+    /// max_request_bytes = 16777216
+    /// max_coefficient = 1000.0
+    /// max_training_pairs = 10000
+    /// max_concurrent_trainings = 1
+    /// drain_seconds = 10.0
+    /// ```
+    public struct FileSettings: Sendable, Equatable {
+        public var socket: String?
+        public var vectors: String?
+        public var state: String?
+        public var threads: Int?
+        public var models: [ModelSpec] = []
+        public var limits = DaemonLimits()
+        public init() {}
+    }
+
+    /// Reads and checks a TOML config file.
+    public static func readFile(_ path: String) throws -> FileSettings {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw ConfigError.unreadable(path: path, reason: error.localizedDescription)
+        }
+        return try parseTOML(text, path: path)
+    }
+
+    /// Parses TOML config text (see `FileSettings`); unknown keys are errors.
+    public static func parseTOML(_ text: String, path: String = "<config>") throws -> FileSettings {
+        let table: TOMLTable
+        do { table = try TOMLTable(string: text) } catch { throw ConfigError.toml(path: path, reason: "\(error)") }
+        var out = FileSettings()
+        func string(_ t: TOMLTable, _ key: String, _ label: String) throws -> String? {
+            guard let v = t[key] else { return nil }
+            guard let s = v.string else { throw ConfigError.badValue(key: label, reason: "must be a string") }
+            return s
+        }
+        func int(_ t: TOMLTable, _ key: String, _ label: String, min: Int = 1, max: Int = Int(Int32.max)) throws -> Int? {
+            guard let v = t[key] else { return nil }
+            guard let i = v.int else { throw ConfigError.badValue(key: label, reason: "must be an integer") }
+            guard i >= min, i <= max else { throw ConfigError.badValue(key: label, reason: "must be in \(min)...\(max), got \(i)") }
+            return i
+        }
+        func double(_ t: TOMLTable, _ key: String, _ label: String, min: Double, max: Double) throws -> Double? {
+            guard let v = t[key] else { return nil }
+            guard let d = v.double ?? v.int.map(Double.init) else { throw ConfigError.badValue(key: label, reason: "must be a number") }
+            guard d.isFinite, d >= min, d <= max else { throw ConfigError.badValue(key: label, reason: "must be in \(min)...\(max), got \(d)") }
+            return d
+        }
+        for key in table.keys where !["socket", "vectors", "state", "threads", "model", "limits"].contains(key) {
+            throw ConfigError.badValue(key: key, reason: "unknown key (known: socket, vectors, state, threads, [[model]], [limits])")
+        }
+        out.socket = try string(table, "socket", "socket")
+        out.vectors = try string(table, "vectors", "vectors")
+        out.state = try string(table, "state", "state")
+        out.threads = try int(table, "threads", "threads", max: 1024)
+        if let m = table["model"] {
+            guard let arr = m.array else { throw ConfigError.badValue(key: "model", reason: "must be an array of tables ([[model]])") }
+            for (i, item) in arr.enumerated() {
+                guard let t = item.table else { throw ConfigError.badValue(key: "model[\(i)]", reason: "must be a table with name and path") }
+                guard let name = try string(t, "name", "model[\(i)].name"), VectorName.isValid(name) else {
+                    throw ConfigError.badValue(key: "model[\(i)].name", reason: "must be a name of 1-64 characters from [A-Za-z0-9_.-]")
+                }
+                guard let p = try string(t, "path", "model[\(i)].path"), !p.isEmpty else {
+                    throw ConfigError.badValue(key: "model[\(i)].path", reason: "must be the path of a GGUF file")
+                }
+                out.models.append(ModelSpec(name: name, path: p))
+            }
+        }
+        if let l = table["limits"] {
+            guard let t = l.table else { throw ConfigError.badValue(key: "limits", reason: "must be a table") }
+            var lim = DaemonLimits()
+            let known = ["max_queue", "max_batch", "max_tokens", "default_max_tokens", "max_prompt_tokens", "max_request_bytes",
+                         "max_coefficient", "max_control_terms", "max_training_pairs", "max_concurrent_trainings", "drain_seconds"]
+            for key in t.keys where !known.contains(key) {
+                throw ConfigError.badValue(key: "limits.\(key)", reason: "unknown key (known: \(known.joined(separator: ", ")))")
+            }
+            if let v = try int(t, "max_queue", "limits.max_queue", min: 0) { lim.maxQueue = v }
+            if let v = try int(t, "max_batch", "limits.max_batch", max: 256) { lim.maxBatch = v }
+            if let v = try int(t, "max_tokens", "limits.max_tokens") { lim.maxTokens = v }
+            if let v = try int(t, "default_max_tokens", "limits.default_max_tokens") { lim.defaultMaxTokens = v }
+            if let v = try int(t, "max_prompt_tokens", "limits.max_prompt_tokens") { lim.maxPromptTokens = v }
+            if let v = try int(t, "max_request_bytes", "limits.max_request_bytes", min: 1024) { lim.maxRequestBytes = v }
+            if let v = try double(t, "max_coefficient", "limits.max_coefficient", min: 0, max: 1e6) { lim.maxCoefficient = Float(v) }
+            if let v = try int(t, "max_control_terms", "limits.max_control_terms", max: 1024) { lim.maxControlTerms = v }
+            if let v = try int(t, "max_training_pairs", "limits.max_training_pairs") { lim.maxTrainingPairs = v }
+            if let v = try int(t, "max_concurrent_trainings", "limits.max_concurrent_trainings", min: 0, max: 64) { lim.maxConcurrentTrainings = v }
+            if let v = try double(t, "drain_seconds", "limits.drain_seconds", min: 0, max: 3600) { lim.drainSeconds = v }
+            lim.defaultMaxTokens = Swift.min(lim.defaultMaxTokens, lim.maxTokens)
+            out.limits = lim
+        }
+        return out
+    }
+
+    /// Combines flags (which win), a config file and the defaults.
+    public static func resolve(socket: String?, vectors: String?, state: String?, modelFlags: [String], threads: Int?,
+                               configFile: String?, environment env: [String: String] = ProcessInfo.processInfo.environment) throws -> DaemonConfig {
+        let file = try configFile.map(readFile) ?? FileSettings()
+        var models = try modelFlags.map(parseModelFlag)
+        if models.isEmpty { models = file.models }
+        if models.isEmpty { models = [try bundledModel(environment: env)] }
+        var names = Set<String>()
+        for m in models where !names.insert(m.name).inserted { throw ConfigError.duplicateModel(m.name) }
+        let stateDir = state ?? file.state ?? defaultStateDir(environment: env)
+        return DaemonConfig(
+            socketPath: socket ?? file.socket ?? RepengSocket.daemonDefaultPath(environment: env),
+            vectorsDir: vectors ?? file.vectors ?? (defaultStateDir(environment: env) + "/vectors"),
+            stateDir: stateDir,
+            models: models,
+            threads: threads ?? file.threads,
+            limits: file.limits)
+    }
+}

@@ -1,0 +1,102 @@
+// The daemon's request errors and the one place where every error becomes an RPC status.
+import Foundation
+import GRPCCore
+import RepengEngine
+import RepengSteering
+
+/// Why a request was refused or failed.
+public enum DaemonError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// No model is configured under this name.
+    case unknownModel(name: String, known: [String])
+    /// No NAME.gguf or NAME.json in the vector directory.
+    case unknownVector(name: String, directory: String)
+    /// The vector file exists but does not load.
+    case unusableVector(name: String, reason: String)
+    /// A vector or model name that is not `[A-Za-z0-9_.-]{1,64}`.
+    case invalidName(what: String, name: String)
+    /// NAME.gguf (or NAME.json) exists and overwrite was not asked for.
+    case vectorExists(name: String)
+    /// A request field is wrong; the message says what to fix.
+    case invalidArgument(String)
+    /// A limit was reached (queue full, too many trainings).
+    case resourceExhausted(String)
+    /// The daemon is shutting down.
+    case shuttingDown
+    /// Something failed inside the daemon (I/O, an engine fault).
+    case internalFailure(String)
+
+    public var description: String {
+        switch self {
+        case let .unknownModel(n, known):
+            return "unknown model '\(n)' (configured: \(known.joined(separator: ", ")))"
+        case let .unknownVector(n, dir):
+            return "unknown vector '\(n)': no \(n).gguf or \(n).json in \(dir) (see `repengctl vectors`)"
+        case let .unusableVector(n, r): return "vector '\(n)' cannot be used: \(r)"
+        case let .invalidName(what, n):
+            return "invalid \(what) '\(n)': use 1-64 characters from A-Z a-z 0-9 _ . - (not starting with '.')"
+        case .vectorExists(let n): return "vector '\(n)' already exists; pass overwrite (repengctl train --force) to replace it"
+        case .invalidArgument(let m): return m
+        case .resourceExhausted(let m): return m
+        case .shuttingDown: return "the daemon is shutting down"
+        case .internalFailure(let m): return m
+        }
+    }
+}
+
+/// Maps any error thrown while serving a request to the status the client sees. This is the
+/// only place where errors are given codes.
+public func rpcError(_ error: any Error) -> RPCError {
+    if let e = error as? RPCError { return e }
+    if let c = error as? any RPCErrorConvertible { return RPCError(c) }
+    let (code, message): (RPCError.Code, String)
+    switch error {
+    case let e as DaemonError:
+        switch e {
+        case .unknownModel, .unknownVector: code = .notFound
+        case .unusableVector: code = .failedPrecondition
+        case .invalidName, .invalidArgument: code = .invalidArgument
+        case .vectorExists: code = .alreadyExists
+        case .resourceExhausted: code = .resourceExhausted
+        case .shuttingDown: code = .unavailable
+        case .internalFailure: code = .internalError
+        }
+        message = e.description
+    case let e as ControlError:
+        code = e == .noTokenizer ? .failedPrecondition : .invalidArgument
+        message = e.description
+    case let e as EngineError:
+        switch e {
+        case .tokenOutOfRange, .contextOverflow, .layerOutOfRange, .hiddenIndexOutOfRange, .steeringSize, .emptySequence,
+             .invalidArgument:
+            code = .invalidArgument
+        default:
+            code = .internalError
+        }
+        message = e.description
+    case let e as TrainingError:
+        code = .invalidArgument
+        message = "training failed: \(e.description)"
+    case let e as DatasetError:
+        code = .invalidArgument
+        message = e.description
+    case let e as ControlVectorError:
+        code = .invalidArgument
+        message = e.description
+    case let e as VectorFileError:
+        switch e {
+        case .io: code = .internalError
+        default: code = .invalidArgument
+        }
+        message = e.description
+    case let e as DurableFileError:
+        code = .internalError
+        message = e.description
+    case is CancellationError:
+        code = .cancelled
+        message = "the request was cancelled"
+    default:
+        code = .internalError
+        message = "\(error)"
+    }
+    return RPCError(code: code, message: message)
+}

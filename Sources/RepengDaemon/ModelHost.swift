@@ -1,0 +1,86 @@
+// A resident model as the daemon serves it: the loaded weights, its control state and its
+// batched scheduler.
+import Foundation
+import RepengEngine
+import RepengSteering
+
+/// One configured model.
+public final class ModelHost: @unchecked Sendable {
+    public let name: String
+    public let path: String
+    public let model: LlamaModel
+    public let scheduler: Scheduler
+    public let isDefault: Bool
+    private let lock = NSLock()
+    private var control: ResolvedControl?
+
+    init(spec: ModelSpec, model: LlamaModel, limits: DaemonLimits, isDefault: Bool) {
+        name = spec.name
+        path = spec.path
+        self.model = model
+        self.isDefault = isDefault
+        scheduler = Scheduler(model: model, maxQueue: limits.maxQueue, maxBatch: limits.maxBatch, name: spec.name)
+    }
+
+    /// The control in force (a snapshot: later changes do not affect it).
+    public var currentControl: ResolvedControl? { lock.withLock { control } }
+
+    /// Replaces the control; `persist` runs first, under the same lock, so the durable copy
+    /// and memory change in the same order.
+    func setControl(_ c: ResolvedControl?, persist: () throws -> Void) throws {
+        try lock.withLock {
+            try persist()
+            control = c
+        }
+    }
+}
+
+/// The configured models by name.
+public final class ModelRegistry: Sendable {
+    public let hosts: [ModelHost]
+    public var defaultHost: ModelHost { hosts[0] }
+
+    init(hosts: [ModelHost]) {
+        precondition(!hosts.isEmpty, "at least one model is configured")
+        self.hosts = hosts
+    }
+
+    /// The host named `name`; the default model for an empty name.
+    public func host(_ name: String) throws -> ModelHost {
+        if name.isEmpty { return defaultHost }
+        guard let h = hosts.first(where: { $0.name == name }) else {
+            throw DaemonError.unknownModel(name: name, known: hosts.map(\.name))
+        }
+        return h
+    }
+}
+
+/// Lays chat messages out in a model's chat format, ending with an open assistant turn. A
+/// single user message gives exactly `ChatFormat.wrap(instruction:reply: "")`.
+public func renderChat(_ messages: [(role: String, content: String)], format: ChatFormat) throws -> String {
+    guard !messages.isEmpty else { throw DaemonError.invalidArgument("chat has no messages; send at least one user message") }
+    for (i, m) in messages.enumerated() where !["system", "user", "assistant"].contains(m.role) {
+        throw DaemonError.invalidArgument("chat message \(i) has role '\(m.role)'; use system, user or assistant")
+    }
+    guard messages.contains(where: { !$0.content.isEmpty }) else {
+        throw DaemonError.invalidArgument("prompt is empty: every chat message has empty content")
+    }
+    switch format {
+    case .chatML:
+        var s = ""
+        for m in messages { s += "<|im_start|>\(m.role)\n\(m.content)<|im_end|>\n" }
+        return s + "<|im_start|>assistant\n"
+    case .gemma:
+        var s = ""
+        var system: String?
+        for m in messages {
+            if m.role == "system" { system = (system.map { $0 + "\n\n" } ?? "") + m.content; continue }
+            var content = m.content
+            if m.role == "user", let sys = system { content = sys + "\n\n" + content; system = nil }
+            s += "<start_of_turn>\(m.role == "assistant" ? "model" : "user")\n\(content)<end_of_turn>\n"
+        }
+        return s + "<start_of_turn>model\n"
+    case .plain:
+        return format.wrap(instruction: messages.map(\.content).joined(separator: "\n"), reply: "")
+    }
+}

@@ -1,0 +1,82 @@
+// repengd: serves resident models, control vectors and batched generation over gRPC on a
+// Unix domain socket (see docs/protocol.md).
+import ArgumentParser
+import Dispatch
+import Foundation
+import Logging
+import RepengDaemon
+
+@main
+struct Repengd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "repengd",
+        abstract: "Serve control-vector steering and generation over a Unix socket.",
+        discussion: """
+            With no flags and no config it serves the bundled SmolLM2 model from .cache/models \
+            (or $REPENG_CACHE/models, or /usr/share/repengd/models) on \
+            $XDG_RUNTIME_DIR/repengd/repengd.sock (fallback /tmp/repengd-$UID/repengd.sock), with \
+            vectors in $XDG_STATE_HOME/repengd/vectors (fallback ~/.local/state/repengd/vectors).
+            Flags override the config file.
+            """,
+        version: Daemon.version)
+
+    @Option(help: "Unix socket path to listen on.")
+    var socket: String?
+
+    @Option(help: "Directory of vector files (NAME.gguf / NAME.json).")
+    var vectors: String?
+
+    @Option(help: "Directory for the daemon's state (control.json).")
+    var state: String?
+
+    @Option(name: .customLong("model"), help: "NAME=PATH of a GGUF model; repeat for more (the first is the default).")
+    var models: [String] = []
+
+    @Option(help: "BLAS threads (default: one per core).")
+    var threads: Int?
+
+    @Option(help: "TOML config file (same settings, plus [limits]).")
+    var config: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func run() async throws {
+        guard let level = Logger.Level(rawValue: logLevel) else {
+            throw ValidationError("unknown log level '\(logLevel)'")
+        }
+        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+        let logger = Logger(label: "repengd")
+        let cfg: DaemonConfig
+        do {
+            cfg = try DaemonConfig.resolve(socket: socket, vectors: vectors, state: state, modelFlags: models,
+                                           threads: threads, configFile: config)
+        } catch {
+            logger.critical("\(error)")
+            throw ExitCode(2)
+        }
+        let daemon: Daemon
+        do {
+            daemon = try await Daemon.start(config: cfg, logger: logger)
+        } catch {
+            logger.critical("\(error)")
+            throw ExitCode(1)
+        }
+        // SIGTERM / SIGINT: graceful shutdown.
+        var sources: [DispatchSourceSignal] = []
+        for sig in [SIGTERM, SIGINT] {
+            signal(sig, SIG_IGN)
+            let src = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            src.setEventHandler { daemon.shutdown() }
+            src.resume()
+            sources.append(src)
+        }
+        try await daemon.wait()
+        for s in sources { s.cancel() }
+    }
+}

@@ -1,0 +1,165 @@
+// Runs the built repengctl binary against an in-process daemon for the documented command forms.
+import Foundation
+import RepengDaemon
+import RepengEngine
+import RepengProtocol
+import RepengSteering
+import XCTest
+
+/// Result of one repengctl run.
+struct CLIResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+final class CLITests: XCTestCase {
+    /// The repengctl executable built next to the test bundle.
+    func repengctl() throws -> String {
+        var candidates: [URL] = []
+        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var d = exe.deletingLastPathComponent()
+        for _ in 0..<4 {
+            candidates.append(d.appendingPathComponent("repengctl"))
+            d = d.deletingLastPathComponent()
+        }
+        candidates.append(Bundle.main.bundleURL.appendingPathComponent("repengctl"))
+        for c in candidates where FileManager.default.isExecutableFile(atPath: c.path) { return c.path }
+        throw XCTSkip("repengctl binary not found next to \(exe.path); build it with swift build --product repengctl")
+    }
+
+    /// Runs repengctl off the cooperative pool (the in-process daemon needs those threads).
+    func run(_ args: [String], env: [String: String] = [:]) async throws -> CLIResult {
+        let path = try repengctl()
+        return try await withCheckedThrowingContinuation { cont in
+            DispatchQueue.global().async {
+                do {
+                    let p = Process()
+                    p.executableURL = URL(fileURLWithPath: path)
+                    p.arguments = args
+                    var environment = ProcessInfo.processInfo.environment
+                    environment["REPENG_SOCKET"] = nil
+                    for (k, v) in env { environment[k] = v }
+                    p.environment = environment
+                    let out = Pipe(), err = Pipe()
+                    p.standardOutput = out
+                    p.standardError = err
+                    try p.run()
+                    let o = out.fileHandleForReading.readDataToEndOfFile()
+                    let e = err.fileHandleForReading.readDataToEndOfFile()
+                    p.waitUntilExit()
+                    cont.resume(returning: CLIResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+                                                     stderr: String(decoding: e, as: UTF8.self)))
+                } catch {
+                    cont.resume(throwing: error)
+                }
+            }
+        }
+    }
+
+    func json(_ s: String) throws -> [String: Any] {
+        try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(s.utf8)) as? [String: Any], s)
+    }
+
+    func testCommandLineForms() async throws {
+        _ = try repengctl()
+        let dirs = try TempDirs()
+        defer { dirs.remove() }
+        let datasetFile = dirs.root + "/happy.json"
+        try encodeDataset(try DaemonFixtures.dataset()).write(to: URL(fileURLWithPath: datasetFile))
+        let model = try DaemonFixtures.model()
+        let S = dirs.socket
+        try await withDaemon(try dirs.config()) { _ in
+            var r = try await run(["--socket", S, "status"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertTrue(r.stdout.contains("repengd"), r.stdout)
+
+            r = try await run(["status", "--json"], env: ["REPENG_SOCKET": S])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertEqual(try json(r.stdout)["default_model"] as? String, "smollm2")
+
+            r = try await run(["--socket", S, "tokenize", "--json", "Hello, world"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let ids = try XCTUnwrap(try json(r.stdout)["ids"] as? [Int])
+            XCTAssertEqual(ids.map(Int32.init), model.tokenizer?.encode("Hello, world", addSpecial: true))
+
+            r = try await run(["--socket", S, "train", "happy", "--dataset", datasetFile, "--method", "pca_center",
+                               "--layers", "-1..-29"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertTrue(FileManager.default.fileExists(atPath: dirs.vectors + "/happy.gguf"))
+            let trained = try ControlVector.load(path: dirs.vectors + "/happy.gguf")
+            XCTAssertEqual(trained.layers, Array(1...29))
+
+            r = try await run(["--socket", S, "train", "happy", "--dataset", datasetFile])
+            XCTAssertEqual(r.status, 73, "existing vector: \(r.stderr)")
+            XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+
+            r = try await run(["--socket", S, "vectors", "--json"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let vectors = try XCTUnwrap(try json(r.stdout)["vectors"] as? [[String: Any]])
+            XCTAssertEqual(vectors.count, 1)
+            XCTAssertEqual(vectors[0]["name"] as? String, "happy")
+            XCTAssertEqual(vectors[0]["file"] as? String, "happy.gguf")
+            XCTAssertEqual((vectors[0]["layers"] as? [Int])?.count, 29)
+            XCTAssertEqual(vectors[0]["hidden_size"] as? Int, 576)
+            XCTAssertEqual(vectors[0]["model_hint"] as? String, "llama")
+            XCTAssertEqual(vectors[0]["status"] as? String, "ok")
+
+            let prompt = "What are you doing this weekend?"
+            let baseline = try await run(["--socket", S, "generate", "--max-tokens", "16", "--chat", prompt])
+            XCTAssertEqual(baseline.status, 0, baseline.stderr)
+            XCTAssertFalse(baseline.stdout.isEmpty)
+
+            r = try await run(["--socket", S, "set-control", "happy", "8", "--layers", "-5..-20"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let steered = try await run(["--socket", S, "generate", "--max-tokens", "16", "--chat", prompt])
+            XCTAssertEqual(steered.status, 0, steered.stderr)
+            XCTAssertNotEqual(steered.stdout, baseline.stdout)
+
+            // The library's output for the same control.
+            let cm = ControlledModel(model: model)
+            try cm.setControl(trained, coefficient: 8, layers: Array((-20)...(-5)))
+            let expected = try cm.generate(prompt: ChatFormat.chatML.wrap(instruction: prompt, reply: ""), maxTokens: 16).text
+            XCTAssertEqual(steered.stdout, expected)
+
+            // Per-request control equals the same model control.
+            r = try await run(["--socket", S, "generate", "--max-tokens", "16", "--control", "happy:8", "--layers", "-5..-20",
+                               "--chat", prompt])
+            XCTAssertEqual(r.stdout, expected)
+
+            r = try await run(["--socket", S, "get-control", "--json"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertEqual((try json(r.stdout)["controlled_layers"] as? [Int])?.count, 16)
+
+            r = try await run(["--socket", S, "set-control", "happy", "-4", "happy", "1.5", "--normalize"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+
+            r = try await run(["--socket", S, "reset"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            r = try await run(["--socket", S, "generate", "--max-tokens", "16", "--chat", prompt])
+            XCTAssertEqual(r.stdout, baseline.stdout)
+
+            r = try await run(["--socket", S, "generate", "--max-tokens", "8", "--temperature", "0.8", "--repetition-penalty",
+                               "1.1", "--seed", "7", "Once upon a time"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let again = try await run(["--socket", S, "generate", "--max-tokens", "8", "--temperature", "0.8",
+                                       "--repetition-penalty", "1.1", "--seed", "7", "Once upon a time"])
+            XCTAssertEqual(again.stdout, r.stdout, "seeded sampling is reproducible")
+
+            // Errors: one line on stderr, distinct exit codes.
+            r = try await run(["--socket", S, "set-control", "nosuch", "1"])
+            XCTAssertEqual(r.status, 66)
+            XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+            XCTAssertTrue(r.stderr.contains("nosuch"), r.stderr)
+            r = try await run(["--socket", S, "set-control", "happy", "nan"])
+            XCTAssertEqual(r.status, 65, r.stderr)
+            r = try await run(["--socket", S, "set-control", "happy", "1", "--layers", "40"])
+            XCTAssertEqual(r.status, 65, r.stderr)
+            r = try await run(["--socket", S, "generate", ""])
+            XCTAssertEqual(r.status, 65, r.stderr)
+            r = try await run(["--socket", dirs.root + "/none.sock", "status"])
+            XCTAssertEqual(r.status, 69, r.stderr)
+            XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+        }
+    }
+}

@@ -1,0 +1,87 @@
+// Unit tests of the daemon's settings (TOML, flags, defaults), names, layer specs and durable writes.
+import Foundation
+import RepengDaemon
+import RepengProtocol
+import XCTest
+
+final class ConfigTests: XCTestCase {
+    func testTOMLConfig() throws {
+        let s = try DaemonConfig.parseTOML("""
+            socket = "/tmp/x.sock"
+            vectors = "/tmp/v"
+            threads = 2
+            [[model]]
+            name = "a"
+            path = "/m/a.gguf"
+            [[model]]
+            name = "b"
+            path = "/m/b.gguf"
+            [limits]
+            max_queue = 3
+            max_batch = 2
+            max_coefficient = 50
+            drain_seconds = 1.5
+            """)
+        XCTAssertEqual(s.socket, "/tmp/x.sock")
+        XCTAssertEqual(s.vectors, "/tmp/v")
+        XCTAssertNil(s.state)
+        XCTAssertEqual(s.threads, 2)
+        XCTAssertEqual(s.models, [ModelSpec(name: "a", path: "/m/a.gguf"), ModelSpec(name: "b", path: "/m/b.gguf")])
+        XCTAssertEqual(s.limits.maxQueue, 3)
+        XCTAssertEqual(s.limits.maxBatch, 2)
+        XCTAssertEqual(s.limits.maxCoefficient, 50)
+        XCTAssertEqual(s.limits.drainSeconds, 1.5)
+
+        XCTAssertThrowsError(try DaemonConfig.parseTOML("sockets = 1"))
+        XCTAssertThrowsError(try DaemonConfig.parseTOML("threads = \"two\""))
+        XCTAssertThrowsError(try DaemonConfig.parseTOML("[limits]\nmax_batch = 0"))
+        XCTAssertThrowsError(try DaemonConfig.parseTOML("[[model]]\nname = \"../x\"\npath = \"/a\""))
+        XCTAssertThrowsError(try DaemonConfig.parseTOML("= broken"))
+    }
+
+    func testFlagsWinAndDefaults() throws {
+        let env = ["XDG_RUNTIME_DIR": "/run/user/7", "XDG_STATE_HOME": "/home/u/.st", "HOME": "/home/u"]
+        let c = try DaemonConfig.resolve(socket: nil, vectors: nil, state: nil, modelFlags: ["m=/x.gguf", "n=/y.gguf"],
+                                         threads: nil, configFile: nil, environment: env)
+        XCTAssertEqual(c.socketPath, "/run/user/7/repengd/repengd.sock")
+        XCTAssertEqual(c.vectorsDir, "/home/u/.st/repengd/vectors")
+        XCTAssertEqual(c.stateDir, "/home/u/.st/repengd")
+        XCTAssertEqual(c.models.map(\.name), ["m", "n"])
+        let d = try DaemonConfig.resolve(socket: "/s", vectors: "/v", state: "/st", modelFlags: ["m=/x.gguf"], threads: 1,
+                                         configFile: nil, environment: ["HOME": "/h"])
+        XCTAssertEqual(d.socketPath, "/s")
+        XCTAssertEqual(d.threads, 1)
+        XCTAssertEqual(DaemonConfig.defaultStateDir(environment: ["HOME": "/h"]), "/h/.local/state/repengd")
+        XCTAssertEqual(RepengSocket.daemonDefaultPath(environment: [:]), "/tmp/repengd-\(getuid())/repengd.sock")
+        XCTAssertEqual(RepengSocket.defaultPath(environment: ["REPENG_SOCKET": "/q.sock"]), "/q.sock")
+        XCTAssertThrowsError(try DaemonConfig.resolve(socket: nil, vectors: nil, state: nil, modelFlags: ["m=/a", "m=/b"],
+                                                      threads: nil, configFile: nil, environment: [:]))
+        XCTAssertThrowsError(try DaemonConfig.parseModelFlag("nopath"))
+    }
+
+    func testNamesAndLayerSpecs() throws {
+        for good in ["happy", "a.b-c_9", String(repeating: "x", count: 64)] { XCTAssertTrue(VectorName.isValid(good), good) }
+        for bad in ["", ".", "..", ".hidden", "a/b", "../x", "a b", String(repeating: "x", count: 65), "é"] {
+            XCTAssertFalse(VectorName.isValid(bad), bad)
+        }
+        XCTAssertEqual(try LayerSpec.parse("13..15"), [13, 14, 15])
+        XCTAssertEqual(try LayerSpec.parse("-1..-3"), [-1, -2, -3])
+        XCTAssertEqual(try LayerSpec.parse("3, 5,7..8,5"), [3, 5, 7, 8])
+        for bad in ["", "a", "1..", "1,,2", "1..x", "0..100000"] { XCTAssertThrowsError(try LayerSpec.parse(bad), bad) }
+    }
+
+    func testDurableWrite() throws {
+        let dir = "/tmp/repengd-durable-" + String(UUID().uuidString.prefix(8))
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try DurableFile.write(Array("one".utf8), to: dir + "/f", replace: false)
+        XCTAssertThrowsError(try DurableFile.write(Array("two".utf8), to: dir + "/f", replace: false))
+        XCTAssertEqual(try String(contentsOfFile: dir + "/f", encoding: .utf8), "one")
+        try DurableFile.write(Array("three".utf8), to: dir + "/f", replace: true)
+        XCTAssertEqual(try String(contentsOfFile: dir + "/f", encoding: .utf8), "three")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), ["f"])
+        FileManager.default.createFile(atPath: dir + "/" + DurableFile.tempPrefix + "left", contents: Data())
+        XCTAssertEqual(DurableFile.sweepTemporaries(in: dir).count, 1)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), ["f"])
+    }
+}

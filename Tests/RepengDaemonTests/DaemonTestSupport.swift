@@ -1,0 +1,179 @@
+// Shared set-up for the daemon tests: the bundled model, a trained vector, temp directories,
+// starting a daemon in-process with Daemon.start (as repengd's main does) and log capture.
+import Foundation
+import GRPCCore
+import Logging
+import RepengDaemon
+import RepengEngine
+import RepengProtocol
+import RepengSteering
+import XCTest
+
+enum DaemonFixtures {
+    static let modelFile = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+    /// The repository root (the folder holding Package.swift above this file).
+    static var repoRoot: URL {
+        var d = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        for _ in 0..<6 {
+            if FileManager.default.fileExists(atPath: d.appendingPathComponent("Package.swift").path) { return d }
+            d = d.deletingLastPathComponent()
+        }
+        return URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+    }
+
+    /// The bundled SmolLM2 file, or a skip when it has not been fetched (scripts/bootstrap.sh).
+    static func modelPath() throws -> String {
+        var dirs: [String] = []
+        if let c = ProcessInfo.processInfo.environment["REPENG_CACHE"] { dirs.append(c + "/models") }
+        dirs.append(repoRoot.appendingPathComponent(".cache/models").path)
+        for d in dirs where FileManager.default.fileExists(atPath: d + "/" + modelFile) { return d + "/" + modelFile }
+        throw XCTSkip("\(modelFile) not found; run scripts/bootstrap.sh")
+    }
+
+    /// The model, loaded once.
+    nonisolated(unsafe) private static var cachedModel: LlamaModel?
+    private static let lock = NSLock()
+    static func model() throws -> LlamaModel {
+        try lock.withLock {
+            if let m = cachedModel { return m }
+            let m = try LlamaModel(path: try modelPath())
+            cachedModel = m
+            return m
+        }
+    }
+
+    /// A small happy/sad dataset in the model's chat format.
+    static func dataset() throws -> [DatasetEntry] {
+        try makeChatDataset(template: "Act as if you're extremely {persona}.",
+                            positivePersonas: ["happy", "joyful"], negativePersonas: ["sad", "depressed"],
+                            suffixes: Array(defaultSuffixes.prefix(12)), format: .chatML)
+    }
+
+    /// A happy/sad vector trained once with the library, as GGUF bytes.
+    nonisolated(unsafe) private static var cachedVector: [UInt8]?
+    static func happyVectorBytes() throws -> [UInt8] {
+        let m = try model()
+        return try lock.withLock {
+            if let v = cachedVector { return v }
+            let v = try ControlVector.train(model: m, dataset: try dataset(), method: .pcaCenter).ggufBytes()
+            cachedVector = v
+            return v
+        }
+    }
+
+    static let chatPrompt = ChatFormat.chatML.wrap(instruction: "What are you doing this weekend?", reply: "")
+}
+
+/// Temp directories for one daemon (removed by `remove()`).
+struct TempDirs {
+    let root: String
+    var socket: String { root + "/d.sock" }
+    var vectors: String { root + "/vectors" }
+    var state: String { root + "/state" }
+
+    init() throws {
+        root = "/tmp/repengd-test-" + String(UUID().uuidString.prefix(8))
+        try FileManager.default.createDirectory(atPath: root + "/vectors", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: root + "/state", withIntermediateDirectories: true)
+    }
+
+    func remove() { try? FileManager.default.removeItem(atPath: root) }
+
+    func config(limits: DaemonLimits = DaemonLimits()) throws -> DaemonConfig {
+        DaemonConfig(socketPath: socket, vectorsDir: vectors, stateDir: state,
+                     models: [ModelSpec(name: "smollm2", path: try DaemonFixtures.modelPath())], limits: limits)
+    }
+
+    func installHappyVector(as name: String = "happy") throws {
+        try Data(try DaemonFixtures.happyVectorBytes()).write(to: URL(fileURLWithPath: vectors + "/" + name + ".gguf"))
+    }
+}
+
+/// Collects log lines.
+final class LogCapture: @unchecked Sendable {
+    private let lock = NSLock()
+    private var storage: [String] = []
+    var lines: [String] { lock.withLock { storage } }
+    func append(_ s: String) { lock.withLock { storage.append(s) } }
+
+    var logger: Logger {
+        Logger(label: "repengd-test") { _ in CaptureHandler(capture: self) }
+    }
+
+    struct CaptureHandler: LogHandler {
+        let capture: LogCapture
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .info
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(event: LogEvent) {
+            capture.append("\(event.level) \(event.message)")
+        }
+    }
+}
+
+/// Starts a daemon with `Daemon.start`, runs `body`, then shuts it down and waits for it.
+func withDaemon<T: Sendable>(_ config: DaemonConfig, logs: LogCapture = LogCapture(),
+                             _ body: (Daemon) async throws -> T) async throws -> T {
+    let daemon = try await Daemon.start(config: config, logger: logs.logger)
+    do {
+        let r = try await body(daemon)
+        daemon.shutdown()
+        try await daemon.wait()
+        return r
+    } catch {
+        daemon.shutdown()
+        try? await daemon.wait()
+        throw error
+    }
+}
+
+/// The text of one streamed generation.
+func generateText(_ client: RepengClient, _ request: Repeng_V1_GenerateRequest) async throws -> (String, Repeng_V1_GenerateDone) {
+    try await client.generate(request) { response in
+        var text = ""
+        var done = Repeng_V1_GenerateDone()
+        for try await ev in response.messages {
+            switch ev.event {
+            case .chunk(let c)?: text += c.text
+            case .done(let d)?: done = d
+            case nil: break
+            }
+        }
+        return (text, done)
+    }
+}
+
+/// A chat request for `DaemonFixtures.chatPrompt`'s question.
+func chatRequest(maxTokens: UInt32 = 24, control: Repeng_V1_Control? = nil) -> Repeng_V1_GenerateRequest {
+    .with {
+        $0.chat = .with { $0.messages = [.with { $0.role = "user"; $0.content = "What are you doing this weekend?" }] }
+        $0.maxTokens = maxTokens
+        if let control { $0.control = control }
+    }
+}
+
+func control(_ terms: [(String, Float)], layers: [Int32] = [], normalize: Bool = false) -> Repeng_V1_Control {
+    .with {
+        $0.terms = terms.map { t in .with { $0.vector = t.0; $0.coefficient = t.1 } }
+        $0.layers = layers
+        $0.normalize = normalize
+    }
+}
+
+/// Asserts that `body` fails with the RPC status `code`.
+func assertRPCError(_ code: RPCError.Code, file: StaticString = #filePath, line: UInt = #line,
+                    _ body: () async throws -> Void) async {
+    do {
+        try await body()
+        XCTFail("expected \(code), got success", file: file, line: line)
+    } catch let e as RPCError {
+        XCTAssertEqual(e.code, code, "message: \(e.message)", file: file, line: line)
+        XCTAssertFalse(e.message.isEmpty, file: file, line: line)
+    } catch {
+        XCTFail("expected RPCError \(code), got \(error)", file: file, line: line)
+    }
+}
