@@ -47,9 +47,18 @@ Swift implementation reproduces or deliberately improves on:
   (pca_center): max(shape) = 576 > 500, so repeng would use the RANDOMIZED solver. The
   script replaces repeng's PCA with one forced to svd_solver="full" (exact LAPACK SVD)
   so the fixture is reproducible.
-* Sign vote: project h (ALL rows, not the centred training matrix) onto the float32
-  direction; compare each pair's positive with its negative; if strictly more pairs have
-  positive < negative than positive > negative, negate. Ties keep the PCA sign.
+* Sign vote: project h (all 2N rows) onto the float32 direction; compare each pair's
+  positive with its negative; if strictly more pairs have positive < negative than
+  positive > negative, negate. Ties keep the PCA sign. (For pca_center, `train = h`
+  aliases the hidden states and is centred in place, so the vote sees pair-centred rows;
+  pos - neg is unchanged by that, so the outcome is the same as on the raw rows.)
+  On this dataset pca_diff votes are close in blocks 1-20 (block 16 is an exact 64/64
+  tie, blocks 3 and 17 are 65/63): sklearn centres the pair differences, which removes
+  their mean, so the first component there is not the happy/sad axis. Blocks 21-28
+  vote 127-128 of 128; pca_center votes are clear in every block.
+* export_gguf writes the tensors in the order of ControlVector.directions, which for
+  trained vectors is descending (direction.29 first), and controlvector.layer_count as
+  uint32; no other metadata.
 * ControlModel wraps the chosen blocks; set_control(v, coeff) adds coeff * direction
   (float32) to the block output at every position, prompt and generated tokens alike
   (its padding mask is all ones for an unpadded single sequence). normalize=False here.
