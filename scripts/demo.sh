@@ -1,8 +1,45 @@
 #!/usr/bin/env bash
-# Set-up and the main job: installs what is needed, builds in release mode, and runs the demo
-# (train a happy/sad control vector on the bundled SmolLM2, generate with and without it).
+# Set-up and the main job: installs what is needed, builds in release mode, starts repengd on
+# the bundled SmolLM2, trains a happy/sad control vector through repengctl, and generates with
+# and without it. Everything lives in a temporary folder removed at the end.
+#   scripts/demo.sh            (REPENG_SCRATCH=DIR to use another build folder)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/bootstrap.sh
-swift build -c release --product repeng-demo
-.build/release/repeng-demo "$@"
+
+scratch=(); [ -n "${REPENG_SCRATCH:-}" ] && scratch=(--scratch-path "$REPENG_SCRATCH")
+echo "demo: building (release; the first build takes several minutes)"
+swift build -c release "${scratch[@]}" --product repengd >/dev/null
+swift build -c release "${scratch[@]}" --product repengctl >/dev/null
+bin="$(swift build -c release "${scratch[@]}" --show-bin-path)"
+
+work="$(mktemp -d)"
+sock="$work/repengd.sock"
+"$bin/repengd" --socket "$sock" --vectors "$work/vectors" --state "$work/state" \
+    --model smollm2=.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf 2> "$work/repengd.log" &
+daemon=$!
+cleanup() { kill "$daemon" 2>/dev/null || true; wait "$daemon" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+ctl() { "$bin/repengctl" --socket "$sock" "$@"; }
+for _ in $(seq 1 100); do ctl status >/dev/null 2>&1 && break; sleep 0.2; done
+ctl status
+
+echo
+echo "demo: training 'happy' from scripts/demo/happy-sad.json (200 pairs, every layer but block 0)"
+ctl train happy --dataset scripts/demo/happy-sad.json --method pca_center
+ls -l "$work/vectors"
+
+band="-20..-5"
+for q in "What are you doing this weekend?" "Tell me about your morning."; do
+    echo
+    echo "### $q"
+    ctl reset >/dev/null
+    printf '[no control]   '; ctl generate --chat --max-tokens 40 "$q" | tr '\n' ' '; echo
+    ctl set-control happy 8 --layers "$band" >/dev/null
+    printf '[happy × +8]   '; ctl generate --chat --max-tokens 40 "$q" | tr '\n' ' '; echo
+    ctl set-control happy -8 --layers "$band" >/dev/null
+    printf '[happy × -8]   '; ctl generate --chat --max-tokens 40 "$q" | tr '\n' ' '; echo
+done
+ctl reset >/dev/null
+echo
+echo "demo: the same from the library alone: swift run -c release repeng-demo"
