@@ -10,7 +10,9 @@ models="$cache/models"
 mkdir -p "$models" "$cache/dl"
 
 # --- system packages -------------------------------------------------------
-need=(libopenblas-dev liblapacke-dev libsystemd-dev python3 python3-pip unzip)
+# python3-grpcio, python3-protobuf, protobuf-compiler(-grpc): the Python client example and its test.
+need=(libopenblas-dev liblapacke-dev libsystemd-dev python3 python3-pip unzip
+      python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc)
 missing=()
 for p in "${need[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -41,9 +41,11 @@ public final class Daemon: Sendable {
     let logger: Logger
     let serveTask: Task<Void, any Error>
     let socketInode: UInt
+    let counters: DaemonCounters
 
     private init(config: DaemonConfig, registry: ModelRegistry, server: GRPCServer<HTTP2ServerTransport.Posix>,
-                 health: HealthState, logger: Logger, socketInode: UInt) {
+                 health: HealthState, logger: Logger, socketInode: UInt, counters: DaemonCounters) {
+        self.counters = counters
         self.config = config
         self.registry = registry
         self.server = server
@@ -112,8 +114,9 @@ public final class Daemon: Sendable {
             throw error
         }
         let health = HealthState()
+        let counters = DaemonCounters()
         let service = RepengService(registry: registry, store: store, controlStore: controlStore, config: config,
-                                    counters: DaemonCounters(), started: monotonicSeconds(), version: version)
+                                    counters: counters, started: monotonicSeconds(), version: version)
         let transportConfig = HTTP2ServerTransport.Posix.Config.defaults { c in
             c.rpc.maxRequestPayloadSize = config.limits.maxRequestBytes
             c.channelDebuggingCallbacks.onAcceptHTTP2Stream = installPeerCredentials
@@ -127,7 +130,7 @@ public final class Daemon: Sendable {
         let server = GRPCServer(transport: transport, services: [service, HealthService(state: health)],
                                 interceptors: [interceptor])
         let daemon = Daemon(config: config, registry: registry, server: server, health: health, logger: logger,
-                            socketInode: inode)
+                            socketInode: inode, counters: counters)
         _ = try await transport.listeningAddress
         logger.info("serving \(hosts.map(\.name).joined(separator: ", ")) on \(config.socketPath) (vectors in \(config.vectorsDir))")
         return daemon
@@ -141,8 +144,10 @@ public final class Daemon: Sendable {
         server.beginGracefulShutdown()
         let hosts = registry.hosts
         let drain = config.limits.drainSeconds
+        let counters = self.counters
         let t = Thread {
             Thread.sleep(forTimeInterval: drain)
+            counters.cancelTrainings.set()
             for h in hosts { h.scheduler.cancelRunning() }
         }
         t.name = "repengd-drain"

@@ -31,6 +31,11 @@ public struct DaemonLimits: Sendable, Equatable {
     public var maxConcurrentTrainings = 1
     /// Seconds a graceful shutdown waits for running requests before cancelling them.
     public var drainSeconds: Double = 10
+    /// Generated pieces a stream may hold for a client that does not read; past that its
+    /// sequence waits (other clients are not slowed).
+    public var maxBufferedPieces = 64
+    /// Seconds a sequence may wait for a client that does not read before it is stopped.
+    public var slowReaderSeconds: Double = 60
 
     public init() {}
 }
@@ -167,6 +172,8 @@ public struct DaemonConfig: Sendable, Equatable {
     /// max_training_pairs = 10000
     /// max_concurrent_trainings = 1
     /// drain_seconds = 10.0
+    /// max_buffered_pieces = 64
+    /// slow_reader_seconds = 60.0
     /// ```
     public struct FileSettings: Sendable, Equatable {
         public var socket: String?
@@ -233,7 +240,8 @@ public struct DaemonConfig: Sendable, Equatable {
             guard let t = l.table else { throw ConfigError.badValue(key: "limits", reason: "must be a table") }
             var lim = DaemonLimits()
             let known = ["max_queue", "max_batch", "max_tokens", "default_max_tokens", "max_prompt_tokens", "max_request_bytes",
-                         "max_coefficient", "max_control_terms", "max_training_pairs", "max_concurrent_trainings", "drain_seconds"]
+                         "max_coefficient", "max_control_terms", "max_training_pairs", "max_concurrent_trainings", "drain_seconds",
+                         "max_buffered_pieces", "slow_reader_seconds"]
             for key in t.keys where !known.contains(key) {
                 throw ConfigError.badValue(key: "limits.\(key)", reason: "unknown key (known: \(known.joined(separator: ", ")))")
             }
@@ -248,6 +256,8 @@ public struct DaemonConfig: Sendable, Equatable {
             if let v = try int(t, "max_training_pairs", "limits.max_training_pairs") { lim.maxTrainingPairs = v }
             if let v = try int(t, "max_concurrent_trainings", "limits.max_concurrent_trainings", min: 0, max: 64) { lim.maxConcurrentTrainings = v }
             if let v = try double(t, "drain_seconds", "limits.drain_seconds", min: 0, max: 3600) { lim.drainSeconds = v }
+            if let v = try int(t, "max_buffered_pieces", "limits.max_buffered_pieces", max: 1 << 20) { lim.maxBufferedPieces = v }
+            if let v = try double(t, "slow_reader_seconds", "limits.slow_reader_seconds", min: 0.1, max: 86400) { lim.slowReaderSeconds = v }
             lim.defaultMaxTokens = Swift.min(lim.defaultMaxTokens, lim.maxTokens)
             out.limits = lim
         }

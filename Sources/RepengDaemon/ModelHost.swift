@@ -19,7 +19,8 @@ public final class ModelHost: @unchecked Sendable {
         path = spec.path
         self.model = model
         self.isDefault = isDefault
-        scheduler = Scheduler(model: model, maxQueue: limits.maxQueue, maxBatch: limits.maxBatch, name: spec.name)
+        scheduler = Scheduler(model: model, maxQueue: limits.maxQueue, maxBatch: limits.maxBatch,
+                              maxBacklog: limits.maxBufferedPieces, slowReaderSeconds: limits.slowReaderSeconds, name: spec.name)
     }
 
     /// The control in force (a snapshot: later changes do not affect it).

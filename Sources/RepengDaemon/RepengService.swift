@@ -11,6 +11,8 @@ import Synchronization
 final class DaemonCounters: Sendable {
     let generationsServed = Atomic<UInt64>(0)
     let activeTrainings = Atomic<Int>(0)
+    /// Set when a shutdown's drain period has run out: running trainings stop.
+    let cancelTrainings = CancelFlag()
 }
 
 /// A flag set once from any thread.
@@ -185,11 +187,15 @@ public struct RepengService: Repeng_V1_Repeng.SimpleServiceProtocol {
                 for await ev in job.events {
                     switch ev {
                     case let .piece(text, tokens):
-                        if text.isEmpty && !request.returnTokenIds { continue }
-                        try await response.write(.with {
-                            $0.chunk.text = text
-                            if request.returnTokenIds { $0.chunk.tokenIds = tokens }
-                        })
+                        if !text.isEmpty || request.returnTokenIds {
+                            try await response.write(.with {
+                                $0.chunk.text = text
+                                if request.returnTokenIds { $0.chunk.tokenIds = tokens }
+                            })
+                        }
+                        // The write returned: the client took it (HTTP/2 flow control), so the
+                        // scheduler may run this sequence again if it was waiting.
+                        if job.delivered() == host.scheduler.maxBacklog - 1 { host.scheduler.poke() }
                     case let .finished(reason, stats):
                         try await response.write(.with {
                             $0.done.finishReason = Self.proto(reason)
@@ -271,6 +277,7 @@ public struct RepengService: Repeng_V1_Repeng.SimpleServiceProtocol {
             let batch = request.batchSize == 0 ? 32 : Int(min(request.batchSize, 1024))
             let (events, cont) = AsyncThrowingStream.makeStream(of: Repeng_V1_TrainEvent.self)
             let cancelled = CancelFlag()
+            let shutdown = counters.cancelTrainings
             let store = self.store, model = host.model, name = request.name, overwrite = request.overwrite
             let trainLayers = layers
             let thread = Thread {
@@ -279,6 +286,9 @@ public struct RepengService: Repeng_V1_Repeng.SimpleServiceProtocol {
                     var lastSent = -1.0
                     let vector = try ControlVector.train(model: model, dataset: dataset, layers: trainLayers, batchSize: batch,
                                                          method: method, progress: { done, total in
+                        // The client left or the daemon is stopping: stop at the next batch.
+                        if cancelled.isSet { throw CancellationError() }
+                        if shutdown.isSet { throw DaemonError.shuttingDown }
                         let now = monotonicSeconds()
                         if now - lastSent >= 0.05 || done == total {
                             lastSent = now
@@ -287,6 +297,7 @@ public struct RepengService: Repeng_V1_Repeng.SimpleServiceProtocol {
                     })
                     // A client that went away gets no file: nothing half-done is left behind.
                     guard !cancelled.isSet else { throw CancellationError() }
+                    guard !shutdown.isSet else { throw DaemonError.shuttingDown }
                     _ = try store.save(vector, as: name, overwrite: overwrite)
                     let listing = store.list().first { $0.name == name }
                     let seconds = monotonicSeconds() - t0

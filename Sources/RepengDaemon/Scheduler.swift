@@ -24,7 +24,7 @@ public enum JobEvent: Sendable {
 }
 
 /// Monotonic seconds.
-@inline(__always) func monotonicSeconds() -> Double {
+@inline(__always) public func monotonicSeconds() -> Double {
     var t = timespec()
     clock_gettime(CLOCK_MONOTONIC, &t)
     return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
@@ -39,8 +39,9 @@ public final class GenerationJob: @unchecked Sendable {
     public let events: AsyncStream<JobEvent>
     private let lock = NSLock()
     private var cancelled = false
+    private var undelivered = 0
 
-    init(request: GenerationRequest, received: Double = monotonicSeconds()) {
+    public init(request: GenerationRequest, received: Double = monotonicSeconds()) {
         self.request = request
         self.received = received
         (events, continuation) = AsyncStream.makeStream(of: JobEvent.self, bufferingPolicy: .unbounded)
@@ -52,6 +53,20 @@ public final class GenerationJob: @unchecked Sendable {
     }
 
     var isCancelled: Bool { lock.withLock { cancelled } }
+
+    /// Pieces sent to `events` that the client has not taken yet.
+    public var backlog: Int { lock.withLock { undelivered } }
+
+    fileprivate func sent() { lock.withLock { undelivered += 1 } }
+
+    /// The consumer has written one piece to its client. Returns the backlog left.
+    @discardableResult
+    public func delivered() -> Int {
+        lock.withLock {
+            undelivered = max(0, undelivered - 1)
+            return undelivered
+        }
+    }
 }
 
 /// The batched decode loop of one model.
@@ -59,6 +74,10 @@ public final class Scheduler: @unchecked Sendable {
     public let model: LlamaModel
     let maxQueue: Int
     let maxBatch: Int
+    /// A sequence whose client has this many pieces unread skips decode steps until it reads.
+    public let maxBacklog: Int
+    /// A sequence parked that long for a slow reader is stopped.
+    let slowReaderSeconds: Double
     private let cond = NSCondition()
     private var pending: [GenerationJob] = []
     private var activeCount = 0
@@ -71,10 +90,13 @@ public final class Scheduler: @unchecked Sendable {
     private var batchedSequences = 0
     private var maxBatchSeen = 0
 
-    public init(model: LlamaModel, maxQueue: Int, maxBatch: Int, name: String) {
+    public init(model: LlamaModel, maxQueue: Int, maxBatch: Int, maxBacklog: Int = 64, slowReaderSeconds: Double = 60,
+                name: String) {
         self.model = model
         self.maxQueue = maxQueue
         self.maxBatch = max(1, maxBatch)
+        self.maxBacklog = max(1, maxBacklog)
+        self.slowReaderSeconds = slowReaderSeconds
         let t = Thread { self.loop() }
         t.name = "repengd-decode-\(name)"
         t.stackSize = 8 << 20
@@ -132,6 +154,8 @@ public final class Scheduler: @unchecked Sendable {
         let state: GenerationState
         var stats: GenerationStats
         var firstTokenAt: Double
+        /// When the sequence started waiting for its client to read (nil: not waiting).
+        var parkedSince: Double?
     }
 
     private func loop() {
@@ -204,8 +228,45 @@ public final class Scheduler: @unchecked Sendable {
             setActive(active.count)
             guard !active.isEmpty else { continue }
 
-            // One token for every active sequence, in one batched forward pass.
-            let batch = active.map { SequenceInput(tokens: $0.state.nextInput, cache: $0.state.cache, steering: $0.job.request.steering) }
+            // Sequences whose client has not read its last `maxBacklog` pieces sit this step out
+            // (a sequence's arithmetic does not depend on the batch, so only timing changes);
+            // one parked past `slowReaderSeconds` is stopped. Memory per stream stays bounded.
+            let now = monotonicSeconds()
+            var ready: [Int] = []
+            var timedOut = false
+            for i in active.indices {
+                if active[i].job.backlog < maxBacklog {
+                    active[i].parkedSince = nil
+                    ready.append(i)
+                } else if let since = active[i].parkedSince {
+                    if now - since > slowReaderSeconds { timedOut = true }
+                } else {
+                    active[i].parkedSince = now
+                }
+            }
+            if timedOut {
+                let limit = slowReaderSeconds
+                active.removeAll { r in
+                    guard let since = r.parkedSince, now - since > limit else { return false }
+                    r.job.continuation.yield(.failed(.resourceExhausted(
+                        "the client did not read its stream for \(Int(limit)) s; generation stopped")))
+                    r.job.continuation.finish()
+                    return true
+                }
+                setActive(active.count)
+                continue
+            }
+            guard !ready.isEmpty else {
+                cond.lock()
+                if pending.isEmpty && !stopping && !cancelAll { _ = cond.wait(until: Date(timeIntervalSinceNow: 0.05)) }
+                cond.unlock()
+                continue
+            }
+
+            // One token for every ready sequence, in one batched forward pass.
+            let batch = ready.map {
+                SequenceInput(tokens: active[$0].state.nextInput, cache: active[$0].state.cache, steering: active[$0].job.request.steering)
+            }
             do {
                 try model.decodeStep(batch, workspace: ws, logits: logits)
             } catch {
@@ -223,13 +284,14 @@ public final class Scheduler: @unchecked Sendable {
             batchedSequences += batch.count
             maxBatchSeen = max(maxBatchSeen, batch.count)
             cond.unlock()
+            var finished = Set<Int>()
+            for (k, i) in ready.enumerated() {
+                let ev = active[i].state.accept(logits: logits + k * vocab)
+                if !emit(ev, &active[i]) { finished.insert(i) }
+            }
             var keep: [Running] = []
             keep.reserveCapacity(active.count)
-            for i in active.indices {
-                var r = active[i]
-                let ev = r.state.accept(logits: logits + i * vocab)
-                if emit(ev, &r) { keep.append(r) }
-            }
+            for i in active.indices where !finished.contains(i) { keep.append(active[i]) }
             active = keep
             setActive(active.count)
         }
@@ -242,6 +304,7 @@ public final class Scheduler: @unchecked Sendable {
     /// Sends one step's event; returns whether the sequence continues.
     private func emit(_ ev: GenerationEvent, _ r: inout Running) -> Bool {
         if ev.token != nil || !ev.text.isEmpty {
+            r.job.sent()
             r.job.continuation.yield(.piece(text: ev.text, tokens: ev.token.map { [$0] } ?? []))
         }
         guard let finish = ev.finish else { return true }

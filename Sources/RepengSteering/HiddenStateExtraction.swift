@@ -15,7 +15,7 @@ import RepengEngine
 /// - `progress(done)`: distinct sequences whose states have been read so far.
 public func lastTokenHiddenStates(
     model: LlamaModel, sequences: [[Int32]], layers blocks: [Int], batchSize: Int = 32,
-    sharePrefixes: Bool = true, progress: ((Int) -> Void)? = nil
+    sharePrefixes: Bool = true, progress: ((Int) throws -> Void)? = nil
 ) throws -> [Int: HiddenMatrix] {
     guard batchSize >= 1 else { throw TrainingError.badBatchSize(batchSize) }
     let L = model.config.blockCount, d = model.config.hiddenSize
@@ -86,7 +86,7 @@ struct StateTable {
 /// Reference path: every distinct sequence run whole, `batchSize` per pass.
 private func runWhole(
     model: LlamaModel, unique: [[Int32]], indices: [Int], batchSize: Int, into states: inout StateTable,
-    progress: ((Int) -> Void)?
+    progress: ((Int) throws -> Void)?
 ) throws {
     let workspace = ForwardWorkspace()
     let options = ForwardOptions(hiddenStates: indices, hiddenPositions: .last, logits: .none)
@@ -98,7 +98,7 @@ private func runWhole(
             for i in indices { try states.set(index: i, row: start + k, from: o.hidden[i] ?? [], sourceRow: 0) }
         }
         start = end
-        progress?(start)
+        try progress?(start)
     }
 }
 
@@ -167,7 +167,7 @@ private final class BranchCache {
 /// per forward pass, each continuing from a copy of its branch point's cache.
 private func runShared(
     model: LlamaModel, unique: [[Int32]], indices: [Int], batchSize: Int, into states: inout StateTable,
-    progress: ((Int) -> Void)?
+    progress: ((Int) throws -> Void)?
 ) throws {
     let trie = TokenTrie(unique)
     let maxRows = max(4096, unique.map(\.count).max() ?? 0)
@@ -214,6 +214,6 @@ private func runShared(
         // Depth-first: continue below the runs just made (the first run's children on top), so
         // branch caches are freed early.
         stack += groups.reversed().flatMap { $0 }
-        progress?(done)
+        try progress?(done)
     }
 }

@@ -113,13 +113,15 @@ extension ControlVector {
     ///   KV cache (see `lastTokenHiddenStates(model:sequences:layers:batchSize:sharePrefixes:progress:)`).
     /// - `method`: see `fitDirections`.
     /// - `computeHiddens` replaces the extraction; `transformHiddens` maps the matrices first.
-    /// - `progress(done, total)`: one unit per distinct text run, then one per layer fitted.
+    /// - `progress(done, total)`: one unit per distinct text run, then one per layer fitted. An
+    ///   error it throws (e.g. `CancellationError` when the caller went away) stops the training
+    ///   and is rethrown.
     ///
     /// The result's directions are keyed by block index and have unit length.
     public static func train(
         model: LlamaModel, dataset: [DatasetEntry], layers: [Int]? = nil, batchSize: Int = 32,
         method: TrainingMethod = .pcaDiff, sharePrefixes: Bool = true, computeHiddens: HiddenStateHook? = nil,
-        transformHiddens: HiddenStateTransform? = nil, progress: ((_ done: Int, _ total: Int) -> Void)? = nil
+        transformHiddens: HiddenStateTransform? = nil, progress: ((_ done: Int, _ total: Int) throws -> Void)? = nil
     ) throws -> ControlVector {
         guard !dataset.isEmpty else { throw TrainingError.emptyDataset }
         guard batchSize >= 1 else { throw TrainingError.badBatchSize(batchSize) }
@@ -138,7 +140,7 @@ extension ControlVector {
         var hiddens: [Int: HiddenMatrix]
         var fitDone = 0, fitTotal = blocks.count
         if let computeHiddens {
-            progress?(0, fitTotal)
+            try progress?(0, fitTotal)
             hiddens = try computeHiddens(texts, blocks)
         } else {
             guard let tokenizer = model.tokenizer else { throw TrainingError.noTokenizer }
@@ -154,7 +156,7 @@ extension ControlVector {
             fitDone = unique
             fitTotal = unique + blocks.count
             hiddens = try lastTokenHiddenStates(model: model, sequences: sequences, layers: blocks, batchSize: batchSize,
-                                                sharePrefixes: sharePrefixes) { progress?($0, fitTotal) }
+                                                sharePrefixes: sharePrefixes) { try progress?($0, fitTotal) }
         }
         for b in blocks {
             guard let m = hiddens[b] else { throw TrainingError.hookMissingLayer(b) }
@@ -169,7 +171,7 @@ extension ControlVector {
         }
 
         let fitted = try fitDirections(hiddens: hiddens.filter { blocks.contains($0.key) }, method: method) {
-            progress?(fitDone + $0, fitTotal)
+            try progress?(fitDone + $0, fitTotal)
         }
         let hidden = fitted.values.first?.direction.count ?? model.config.hiddenSize
         var summary = "\(method.rawValue), \(dataset.count) pairs, layers \(rangeText(blocks))"
@@ -197,13 +199,13 @@ extension ControlVector {
     ///   below its negative than above, negate. On a tie the PCA sign stays canonical (largest
     ///   entry positive) and the mean difference keeps its own sign.
     public static func fitDirections(
-        hiddens: [Int: HiddenMatrix], method: TrainingMethod, progress: ((_ done: Int) -> Void)? = nil
+        hiddens: [Int: HiddenMatrix], method: TrainingMethod, progress: ((_ done: Int) throws -> Void)? = nil
     ) throws -> [Int: FittedDirection] {
         var out: [Int: FittedDirection] = [:]
         for (i, layer) in hiddens.keys.sorted().enumerated() {
             guard let h = hiddens[layer] else { continue }
             out[layer] = try fitLayer(h, layer: layer, method: method)
-            progress?(i + 1)
+            try progress?(i + 1)
         }
         return out
     }

@@ -36,7 +36,9 @@ func failure(from error: any Error, socket: String) -> CLIFailure {
         case .alreadyExists: code = ExitStatus.alreadyExists
         case .resourceExhausted: code = ExitStatus.busy
         case .failedPrecondition: code = ExitStatus.failedPrecondition
-        case .unavailable, .deadlineExceeded:
+        case .deadlineExceeded:
+            return fail("timed out: \(e.message) (raise --timeout)", ExitStatus.busy)
+        case .unavailable:
             return fail("cannot reach repengd at \(socket): \(e.message) (is it running? set --socket or REPENG_SOCKET)", ExitStatus.unavailable)
         default: code = ExitStatus.internalError
         }
@@ -70,7 +72,25 @@ struct GlobalOptions: ParsableArguments {
     @Option(help: "Model name (default: the daemon's default model).")
     var model: String?
 
+    @Option(help: "Deadline in seconds for the call (default: 30 for quick calls, none for generate and train).")
+    var timeout: Double?
+
     var socketPath: String { socket ?? RepengSocket.defaultPath() }
+
+    /// Call options of quick calls: `--timeout`, else 30 s.
+    var unaryOptions: CallOptions { Self.options(timeout ?? 30) }
+    /// Call options of streaming calls: `--timeout` if given.
+    var streamOptions: CallOptions { timeout.map(Self.options) ?? .defaults }
+
+    static func options(_ seconds: Double) -> CallOptions {
+        var o = CallOptions.defaults
+        o.timeout = .milliseconds(Int64((max(0.001, min(seconds, 1e7)) * 1000).rounded()))
+        return o
+    }
+
+    func validate() throws {
+        if let t = timeout, !(t > 0 && t.isFinite) { throw ValidationError("--timeout must be a positive number of seconds") }
+    }
 }
 
 /// Runs `body` with a connected client, mapping every failure to a message and exit code.
@@ -147,7 +167,7 @@ struct Status: AsyncParsableCommand {
         let g = global
         try await runReporting {
             try await withClient(g) { client in
-                let s = try await client.status(Repeng_V1_StatusRequest())
+                let s = try await client.status(Repeng_V1_StatusRequest(), options: g.unaryOptions)
                 if g.json {
                     try printJSON([
                         "version": s.version, "uptime_seconds": s.uptimeSeconds, "pid": s.pid, "socket": s.socket,
@@ -183,7 +203,7 @@ struct Health: AsyncParsableCommand {
             let path = g.socketPath
             do {
                 let serving = try await withRepengClient(socket: path) { _, health in
-                    try await health.check(.with { $0.service = "repeng.v1.Repeng" }).status == .serving
+                    try await health.check(.with { $0.service = "repeng.v1.Repeng" }, options: g.unaryOptions).status == .serving
                 }
                 if g.json { try printJSON(["serving": serving]) } else { writeOut(serving ? "SERVING\n" : "NOT_SERVING\n") }
                 if !serving { throw fail("the daemon is not serving", ExitStatus.unavailable) }
@@ -202,7 +222,7 @@ struct Models: AsyncParsableCommand {
         let g = global
         try await runReporting {
             try await withClient(g) { client in
-                let r = try await client.listModels(Repeng_V1_ListModelsRequest())
+                let r = try await client.listModels(Repeng_V1_ListModelsRequest(), options: g.unaryOptions)
                 if g.json {
                     try printJSON(["models": r.models.map { m in
                         ["name": m.name, "path": m.path, "architecture": m.architecture, "display_name": m.displayName,
@@ -227,7 +247,7 @@ struct Vectors: AsyncParsableCommand {
         let g = global
         try await runReporting {
             try await withClient(g) { client in
-                let r = try await client.listVectors(Repeng_V1_ListVectorsRequest())
+                let r = try await client.listVectors(Repeng_V1_ListVectorsRequest(), options: g.unaryOptions)
                 if g.json {
                     try printJSON(["vectors": r.vectors.map { v in
                         var o: [String: Any] = [
@@ -269,7 +289,7 @@ struct Tokenize: AsyncParsableCommand {
                     $0.model = g.model ?? ""
                     $0.text = text
                     $0.noSpecial = noSpecial
-                })
+                }, options: g.unaryOptions)
                 if g.json {
                     try printJSON(["ids": r.ids.map(Int.init), "pieces": r.pieces])
                 } else {
@@ -322,7 +342,7 @@ struct Train: AsyncParsableCommand {
                     $0.overwrite = force
                     $0.batchSize = batch
                 }
-                let result = try await client.train(request) { response in
+                let result = try await client.train(request, options: g.streamOptions) { response in
                     var result: Repeng_V1_TrainResult?
                     for try await ev in response.messages {
                         switch ev.event {
@@ -418,7 +438,7 @@ struct SetControl: AsyncParsableCommand {
                     $0.control.terms = t
                     $0.control.layers = layerList
                     $0.control.normalize = normalize
-                })
+                }, options: g.unaryOptions)
                 if g.json {
                     var o = controlJSON(g.model ?? "", r.control, r.controlledLayers)
                     o["warnings"] = r.warnings
@@ -440,7 +460,7 @@ struct GetControl: AsyncParsableCommand {
         let g = global
         try await runReporting {
             try await withClient(g) { client in
-                let r = try await client.getControl(.with { $0.model = g.model ?? "" })
+                let r = try await client.getControl(.with { $0.model = g.model ?? "" }, options: g.unaryOptions)
                 if g.json {
                     try printJSON(controlJSON(r.model, r.control, r.controlledLayers))
                 } else {
@@ -459,7 +479,7 @@ struct Reset: AsyncParsableCommand {
         let g = global
         try await runReporting {
             try await withClient(g) { client in
-                let r = try await client.reset(.with { $0.model = g.model ?? "" })
+                let r = try await client.reset(.with { $0.model = g.model ?? "" }, options: g.unaryOptions)
                 if g.json { try printJSON(["model": r.model]) } else { writeOut("\(r.model): control removed\n") }
             }
         }
@@ -534,7 +554,7 @@ struct Generate: AsyncParsableCommand {
         try await runReporting {
             try await withClient(g) { client in
                 let tty = isatty(1) != 0
-                let (text, done) = try await client.generate(request) { response in
+                let (text, done) = try await client.generate(request, options: g.streamOptions) { response in
                     var text = ""
                     var done: Repeng_V1_GenerateDone?
                     for try await ev in response.messages {

@@ -6,13 +6,6 @@ import RepengProtocol
 import RepengSteering
 import XCTest
 
-/// Result of one repengctl run.
-struct CLIResult {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-}
-
 final class CLITests: XCTestCase {
     /// The repengctl executable built next to the test bundle.
     func repengctl() throws -> String {
@@ -28,33 +21,11 @@ final class CLITests: XCTestCase {
         throw XCTSkip("repengctl binary not found next to \(exe.path); build it with swift build --product repengctl")
     }
 
-    /// Runs repengctl off the cooperative pool (the in-process daemon needs those threads).
+    /// Runs repengctl (REPENG_SOCKET cleared unless given).
     func run(_ args: [String], env: [String: String] = [:]) async throws -> CLIResult {
-        let path = try repengctl()
-        return try await withCheckedThrowingContinuation { cont in
-            DispatchQueue.global().async {
-                do {
-                    let p = Process()
-                    p.executableURL = URL(fileURLWithPath: path)
-                    p.arguments = args
-                    var environment = ProcessInfo.processInfo.environment
-                    environment["REPENG_SOCKET"] = nil
-                    for (k, v) in env { environment[k] = v }
-                    p.environment = environment
-                    let out = Pipe(), err = Pipe()
-                    p.standardOutput = out
-                    p.standardError = err
-                    try p.run()
-                    let o = out.fileHandleForReading.readDataToEndOfFile()
-                    let e = err.fileHandleForReading.readDataToEndOfFile()
-                    p.waitUntilExit()
-                    cont.resume(returning: CLIResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
-                                                     stderr: String(decoding: e, as: UTF8.self)))
-                } catch {
-                    cont.resume(throwing: error)
-                }
-            }
-        }
+        var environment = env
+        if environment["REPENG_SOCKET"] == nil { environment["REPENG_SOCKET"] = "" }
+        return try await runProcess(try repengctl(), args, env: environment)
     }
 
     func json(_ s: String) throws -> [String: Any] {
@@ -160,6 +131,35 @@ final class CLITests: XCTestCase {
             r = try await run(["--socket", dirs.root + "/none.sock", "status"])
             XCTAssertEqual(r.status, 69, r.stderr)
             XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+
+            // models and health.
+            r = try await run(["--socket", S, "models"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertTrue(r.stdout.contains("smollm2"), r.stdout)
+            r = try await run(["--socket", S, "models", "--json"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let models = try XCTUnwrap(try json(r.stdout)["models"] as? [[String: Any]], r.stdout)
+            XCTAssertEqual(models.count, 1)
+            XCTAssertEqual(models[0]["name"] as? String, "smollm2")
+            XCTAssertEqual(models[0]["block_count"] as? Int, 30)
+            XCTAssertEqual(models[0]["hidden_size"] as? Int, 576)
+            XCTAssertEqual(models[0]["default"] as? Bool, true)
+            r = try await run(["--socket", S, "health"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertEqual(r.stdout, "SERVING\n")
+            r = try await run(["--socket", S, "health", "--json"])
+            XCTAssertEqual(try json(r.stdout)["serving"] as? Bool, true)
+
+            // Deadlines: a generation longer than --timeout ends with a one-line error and code 75,
+            // and the daemon stops its work.
+            let t0 = Date()
+            r = try await run(["--socket", S, "--timeout", "0.5", "generate", "--max-tokens", "2000", "Once upon a time"])
+            XCTAssertEqual(r.status, 75, r.stderr)
+            XCTAssertTrue(r.stderr.contains("timed out"), r.stderr)
+            XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+            XCTAssertLessThan(Date().timeIntervalSince(t0), 10)
+            r = try await run(["--socket", S, "--timeout", "-1", "status"])
+            XCTAssertEqual(r.status, 64, r.stderr)
         }
     }
 }

@@ -80,7 +80,7 @@ final class ConfigTests: XCTestCase {
         try DurableFile.write(Array("three".utf8), to: dir + "/f", replace: true)
         XCTAssertEqual(try String(contentsOfFile: dir + "/f", encoding: .utf8), "three")
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), ["f"])
-        FileManager.default.createFile(atPath: dir + "/" + DurableFile.tempPrefix + "left", contents: Data())
+        _ = FileManager.default.createFile(atPath: dir + "/" + DurableFile.tempPrefix + "left", contents: Data())
         XCTAssertEqual(DurableFile.sweepTemporaries(in: dir).count, 1)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), ["f"])
     }

@@ -103,6 +103,8 @@ final class DaemonIntegrationTests: XCTestCase {
             control([("happy", 4)]),
             control([("happy", 3), ("happy", 3)], layers: Array((-12)...(-3)).map(Int32.init)),
             control([("happy", 6)], layers: layers, normalize: true),
+            control([("happy", -4)], layers: Array((-25)...(-10)).map(Int32.init)),
+            control([("happy", 10)], layers: Array((-8)...(-2)).map(Int32.init)),
         ]
         let prompts = ["What are you doing this weekend?", "Tell me about your morning.", "What is your favourite food?"]
         let requests: [Repeng_V1_GenerateRequest] = controls.enumerated().map { i, c in
@@ -129,6 +131,44 @@ final class DaemonIntegrationTests: XCTestCase {
         XCTAssertEqual(Set(solo).count, solo.count, "controls should give different texts: \(solo)")
         for i in solo.indices {
             XCTAssertEqual(together[i], solo[i], "request \(i) differs when run concurrently")
+        }
+    }
+
+    func testTrainingStopsWhenClientLeaves() async throws {
+        let dirs = try TempDirs()
+        defer { dirs.remove() }
+        // Enough pairs that training takes many progress steps.
+        let pairs = try makeChatDataset(template: "Act as if you're extremely {persona}.",
+                                        positivePersonas: ["happy"], negativePersonas: ["sad"],
+                                        suffixes: Array(defaultSuffixes.prefix(400)), format: .chatML)
+        try await withDaemon(try dirs.config()) { daemon in
+            try await withRepengClient(socket: dirs.socket) { client, _ in
+                let request = Repeng_V1_TrainRequest.with {
+                    $0.name = "left"
+                    $0.dataset = pairs.map { e in .with { $0.positive = e.positive; $0.negative = e.negative } }
+                    $0.batchSize = 4
+                }
+                let t0 = Date()
+                try await client.train(request) { response in
+                    for try await ev in response.messages {
+                        if case .progress(let p)? = ev.event, p.done > 0 { break }
+                    }
+                }
+                // The slot frees promptly (the next batch boundary) and no file is written.
+                var status = try await client.status(Repeng_V1_StatusRequest())
+                while status.activeTrainings > 0 && Date().timeIntervalSince(t0) < 20 {
+                    try await Task.sleep(for: .milliseconds(20))
+                    status = try await client.status(Repeng_V1_StatusRequest())
+                }
+                XCTAssertEqual(status.activeTrainings, 0)
+                XCTAssertLessThan(Date().timeIntervalSince(t0), 20)
+                XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dirs.vectors), [])
+                // A new training can start right away.
+                var small = request
+                small.dataset = Array(request.dataset.prefix(4))
+                try await client.train(small) { r in for try await _ in r.messages {} }
+                XCTAssertTrue(FileManager.default.fileExists(atPath: dirs.vectors + "/left.gguf"))
+            }
         }
     }
 

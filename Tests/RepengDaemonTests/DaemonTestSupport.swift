@@ -177,3 +177,47 @@ func assertRPCError(_ code: RPCError.Code, file: StaticString = #filePath, line:
         XCTFail("expected RPCError \(code), got \(error)", file: file, line: line)
     }
 }
+
+/// Result of one child process run.
+struct CLIResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// Runs an executable off the cooperative pool (an in-process daemon needs those threads) with
+/// the test's environment plus `env` (an empty value removes a variable).
+func runProcess(_ path: String, _ args: [String], env: [String: String] = [:], cwd: String? = nil) async throws -> CLIResult {
+    try await withCheckedThrowingContinuation { cont in
+        DispatchQueue.global().async {
+            do {
+                let p = Process()
+                p.executableURL = URL(fileURLWithPath: path)
+                p.arguments = args
+                var environment = ProcessInfo.processInfo.environment
+                for (k, v) in env { environment[k] = v.isEmpty ? nil : v }
+                p.environment = environment
+                if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
+                let out = Pipe(), err = Pipe()
+                p.standardOutput = out
+                p.standardError = err
+                try p.run()
+                // Read stderr on another thread so neither pipe can fill up and block the child.
+                final class Box: @unchecked Sendable { var data = Data() }
+                let e = Box()
+                let errDone = DispatchSemaphore(value: 0)
+                DispatchQueue.global().async {
+                    e.data = err.fileHandleForReading.readDataToEndOfFile()
+                    errDone.signal()
+                }
+                let o = out.fileHandleForReading.readDataToEndOfFile()
+                errDone.wait()
+                p.waitUntilExit()
+                cont.resume(returning: CLIResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+                                                 stderr: String(decoding: e.data, as: UTF8.self)))
+            } catch {
+                cont.resume(throwing: error)
+            }
+        }
+    }
+}
