@@ -19,6 +19,7 @@ let package = Package(
         .executable(name: "repeng-demo", targets: ["RepengDemo"]),
         .executable(name: "repengd", targets: ["repengd"]),
         .executable(name: "repengctl", targets: ["repengctl"]),
+        .executable(name: "repeng-load", targets: ["RepengLoad"]),
     ],
     dependencies: [
         .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
@@ -93,6 +94,15 @@ let package = Package(
                 "RepengProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
+        ),
+        .executableTarget(
+            name: "RepengLoad",
+            dependencies: [
+                "RepengProtocol",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/RepengLoad"
         ),
         .testTarget(
             name: "RepengDaemonTests",
