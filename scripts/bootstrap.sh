@@ -11,7 +11,7 @@ mkdir -p "$models" "$cache/dl"
 
 # --- system packages -------------------------------------------------------
 # python3-grpcio, python3-protobuf, protobuf-compiler(-grpc): the Python client example and its test.
-need=(libopenblas-dev liblapacke-dev libsystemd-dev python3 python3-pip unzip
+need=(libopenblas-dev liblapacke-dev libsystemd-dev systemd python3 python3-pip unzip
       python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc)
 missing=()
 for p in "${need[@]}"; do

@@ -32,6 +32,9 @@ public struct ResolvedControl: @unchecked Sendable {
     public var steering: Steering
     public var prepared: PreparedSteering?
     public var warnings: [String]
+    /// The version of each vector file it was resolved from; a newer version of one of them
+    /// (the file changed on disk) makes the model's control resolve again at the next use.
+    public var versions: [String: Int] = [:]
     /// Controlled blocks, ascending.
     public var blocks: [Int] { prepared?.steeredBlocks ?? [] }
 }
@@ -57,6 +60,7 @@ public struct ControlResolver: Sendable {
         }
         var sum: [Int: [Float]] = [:]
         var warnings: [String] = []
+        var versions: [String: Int] = [:]
         for term in spec.terms {
             try VectorName.check(term.vector)
             guard term.coefficient.isFinite else {
@@ -65,7 +69,8 @@ public struct ControlResolver: Sendable {
             guard abs(term.coefficient) <= limits.maxCoefficient else {
                 throw DaemonError.invalidArgument("coefficient of '\(term.vector)' is \(term.coefficient); its magnitude must be at most \(limits.maxCoefficient) (typical values are 0.1 to 20)")
             }
-            let vector = try store.load(term.vector)
+            let (vector, version) = try store.loadVersioned(term.vector)
+            versions[term.vector] = version
             if let h = vector.hiddenSize, h != model.config.hiddenSize {
                 throw DaemonError.invalidArgument("vector '\(term.vector)' has hidden size \(h) but model '\(model.config.name)' has \(model.config.hiddenSize); it was trained for another model")
             }
@@ -90,7 +95,7 @@ public struct ControlResolver: Sendable {
         }
         let steering = Steering(vectors: sum, normalize: spec.normalize)
         let prepared = spec.terms.isEmpty ? nil : try model.prepareSteering(steering)
-        return ResolvedControl(spec: spec, steering: steering, prepared: prepared, warnings: warnings)
+        return ResolvedControl(spec: spec, steering: steering, prepared: prepared, warnings: warnings, versions: versions)
     }
 }
 

@@ -42,10 +42,13 @@ public final class Daemon: Sendable {
     let serveTask: Task<Void, any Error>
     let socketInode: UInt
     let counters: DaemonCounters
+    /// The watched vector directory.
+    public let store: VectorStore
 
     private init(config: DaemonConfig, registry: ModelRegistry, server: GRPCServer<HTTP2ServerTransport.Posix>,
-                 health: HealthState, logger: Logger, socketInode: UInt, counters: DaemonCounters) {
+                 health: HealthState, logger: Logger, socketInode: UInt, counters: DaemonCounters, store: VectorStore) {
         self.counters = counters
+        self.store = store
         self.config = config
         self.registry = registry
         self.server = server
@@ -84,7 +87,12 @@ public final class Daemon: Sendable {
             logger.info("loaded model \(spec.name) (\(model.config.architecture), \(model.config.blockCount) blocks, hidden \(model.config.hiddenSize)) from \(spec.path) in \(String(format: "%.2f", monotonicSeconds() - t0)) s")
         }
         let registry = ModelRegistry(hosts: hosts)
-        let store = VectorStore(directory: config.vectorsDir)
+        let vectorLogger = logger
+        let store = VectorStore(directory: config.vectorsDir) { vectorLogger.info("vectors: \($0)") }
+        do { try store.start() } catch {
+            for h in hosts { h.scheduler.stop(cancelRunning: true) }
+            throw StartupError.directory(path: config.vectorsDir, reason: "\(error)")
+        }
 
         // Control state from the last run.
         let controlStore = ControlStateStore(stateDir: config.stateDir)
@@ -130,7 +138,7 @@ public final class Daemon: Sendable {
         let server = GRPCServer(transport: transport, services: [service, HealthService(state: health)],
                                 interceptors: [interceptor])
         let daemon = Daemon(config: config, registry: registry, server: server, health: health, logger: logger,
-                            socketInode: inode, counters: counters)
+                            socketInode: inode, counters: counters, store: store)
         _ = try await transport.listeningAddress
         logger.info("serving \(hosts.map(\.name).joined(separator: ", ")) on \(config.socketPath) (vectors in \(config.vectorsDir))")
         return daemon
@@ -159,6 +167,7 @@ public final class Daemon: Sendable {
     public func wait() async throws {
         defer {
             for h in registry.hosts { h.scheduler.stop(cancelRunning: true) }
+            store.stop()
             var st = stat()
             if lstat(config.socketPath, &st) == 0, UInt(st.st_ino) == socketInode { unlink(config.socketPath) }
             logger.info("stopped")

@@ -26,6 +26,20 @@ public final class ModelHost: @unchecked Sendable {
     /// The control in force (a snapshot: later changes do not affect it).
     public var currentControl: ResolvedControl? { lock.withLock { control } }
 
+    /// The control in force, resolved again first when a vector file it uses has a newer
+    /// version on disk (so a changed file takes effect at the next Generate, including through
+    /// saved control). When the new resolution fails (the file was removed, or no longer fits
+    /// the model) the previous control stays in force.
+    func currentControl(refreshedWith resolver: ControlResolver) -> ResolvedControl? {
+        lock.withLock {
+            guard let c = control else { return nil }
+            guard c.versions.contains(where: { resolver.store.version(of: $0.key) != $0.value }) else { return c }
+            guard let fresh = try? resolver.resolve(c.spec, model: model) else { return c }
+            control = fresh
+            return fresh
+        }
+    }
+
     /// Replaces the control; `persist` runs first, under the same lock, so the durable copy
     /// and memory change in the same order.
     func setControl(_ c: ResolvedControl?, persist: () throws -> Void) throws {

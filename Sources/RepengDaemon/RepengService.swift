@@ -61,17 +61,17 @@ public struct RepengService: Repeng_V1_Repeng.SimpleServiceProtocol {
         v.name = listing.name
         v.file = listing.file
         v.sizeBytes = listing.sizeBytes
-        switch listing.result {
-        case .success(let cv):
-            v.status = .ok
+        v.version = UInt64(max(0, listing.version))
+        if let cv = listing.vector {
+            v.status = listing.error == nil ? .ok : .stale
             v.layers = cv.layers.map { Int32(clamping: $0) }
             v.hiddenSize = UInt32(clamping: cv.hiddenSize ?? 0)
             v.modelHint = cv.modelType
             v.method = cv.metadata.method ?? ""
-        case .failure(let e):
+        } else {
             v.status = .error
-            v.error = e.description
         }
+        v.error = listing.error ?? ""
         return v
     }
 
@@ -163,7 +163,7 @@ public struct RepengService: Repeng_V1_Repeng.SimpleServiceProtocol {
         if request.hasControl {
             steering = try resolver.resolve(Self.spec(from: request.control), model: host.model).prepared
         } else {
-            steering = host.currentControl?.prepared
+            steering = host.currentControl(refreshedWith: resolver)?.prepared
         }
         return GenerationJob(
             request: GenerationRequest(prompt: ids, maxTokens: maxTokens, sampling: sampling, stopStrings: request.stop,
@@ -385,6 +385,9 @@ public struct RepengService: Repeng_V1_Repeng.SimpleServiceProtocol {
                 $0.queuedGenerations = UInt32(queued)
                 $0.activeTrainings = UInt32(max(0, counters.activeTrainings.load(ordering: .relaxed)))
                 $0.generationsServed = counters.generationsServed.load(ordering: .relaxed)
+                let vectors = store.list()
+                $0.vectorCount = UInt32(vectors.count)
+                $0.vectorErrors = UInt32(vectors.filter { $0.error != nil }.count)
             }
         }
     }

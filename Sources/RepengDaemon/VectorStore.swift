@@ -1,5 +1,5 @@
 // Control vectors by name in the vector directory: NAME.gguf or NAME.json, names validated,
-// loaded on use, written durably.
+// kept loaded and current by a watched catalog, written durably.
 import Foundation
 import RepengEngine
 import RepengSteering
@@ -19,86 +19,84 @@ public enum VectorName {
     }
 }
 
-/// One file of the directory as ListVectors reports it.
+/// One name of the directory as ListVectors reports it.
 public struct VectorListing: Sendable {
     public var name: String
     public var file: String
     public var sizeBytes: UInt64
-    public var result: Result<ControlVector, DaemonError>
+    /// The version in use (nil when no version of the file has loaded).
+    public var vector: ControlVector?
+    /// Increases each time a new good version is loaded; 0 when none.
+    public var version: Int
+    /// Why the newest file does not load (the previous good version, if any, keeps serving).
+    public var error: String?
 }
 
-/// The vector directory.
+/// The vector directory: a watched catalog (inotify) of the last good version of every
+/// NAME.gguf / NAME.json, and durable writes of trained vectors.
 public final class VectorStore: Sendable {
     public let directory: String
     /// Largest vector file read.
     public static let maxFileBytes = 64 << 20
+    let catalog: VectorCatalog<ControlVector>
 
-    public init(directory: String) {
+    /// A store of `directory`; `log` receives one line per change (loaded, invalid, removed).
+    public init(directory: String, log: (@Sendable (String) -> Void)? = nil) {
         self.directory = directory
+        catalog = VectorCatalog(directory: directory, maxFileBytes: Self.maxFileBytes, onChange: log) { bytes, _ in
+            // One consistent copy of the file: a concurrent truncation cannot reach the parser.
+            if bytes.starts(with: Array("GGUF".utf8)) { return try ControlVector(ggufBytes: bytes) }
+            return try ControlVector(jsonData: Data(bytes))
+        }
     }
 
-    /// The file holding vector `name`: NAME.gguf if present, else NAME.json.
-    func path(of name: String) throws -> String? {
+    /// Scans the directory and starts watching it.
+    public func start() throws {
+        do { try catalog.start() } catch {
+            throw DaemonError.internalFailure("cannot watch vector directory \(directory): \(error)")
+        }
+    }
+
+    /// Stops watching.
+    public func stop() { catalog.stop() }
+
+    /// Vector `name` as last loaded, with its version: `.unknownVector` when no file exists,
+    /// `.unusableVector` when no version of it loads.
+    public func loadVersioned(_ name: String) throws -> (vector: ControlVector, version: Int) {
         try VectorName.check(name)
-        for ext in ["gguf", "json"] {
-            let p = directory + "/" + name + "." + ext
-            var st = stat()
-            if stat(p, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG { return p }
-        }
-        return nil
-    }
-
-    /// Loads vector `name`; `.unknownVector` when no file exists, `.unusableVector` when it does
-    /// not load.
-    public func load(_ name: String) throws -> ControlVector {
-        guard let p = try path(of: name) else { throw DaemonError.unknownVector(name: name, directory: directory) }
-        return try loadFile(p, name: name)
-    }
-
-    private func loadFile(_ p: String, name: String) throws -> ControlVector {
-        var st = stat()
-        guard stat(p, &st) == 0 else { throw DaemonError.unknownVector(name: name, directory: directory) }
-        guard st.st_size <= Self.maxFileBytes else {
-            throw DaemonError.unusableVector(name: name, reason: "file is \(st.st_size) bytes, more than \(Self.maxFileBytes)")
-        }
         do {
-            return try ControlVector.load(path: p)
+            let v = try catalog.value(named: name)
+            return (v.value, v.version)
         } catch {
-            throw DaemonError.unusableVector(name: name, reason: "\(error)")
-        }
-    }
-
-    /// Every NAME.gguf / NAME.json with a valid name (dotfiles, temp files and others skipped),
-    /// sorted by name; a name with both files lists the GGUF one, which is what `load` uses.
-    public func list() -> [VectorListing] {
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted()
-        var out: [VectorListing] = []
-        var seen = Set<String>()
-        for file in names {
-            let url = URL(fileURLWithPath: file)
-            let ext = url.pathExtension
-            guard ext == "gguf" || ext == "json" else { continue }
-            let name = url.deletingPathExtension().lastPathComponent
-            guard VectorName.isValid(name) else { continue }
-            let p = directory + "/" + file
-            var st = stat()
-            guard stat(p, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
-            guard (try? path(of: name)) == p, seen.insert(name).inserted else { continue }
-            let result: Result<ControlVector, DaemonError>
-            do { result = .success(try loadFile(p, name: name)) } catch let e as DaemonError { result = .failure(e) } catch {
-                result = .failure(.unusableVector(name: name, reason: "\(error)"))
+            switch error {
+            case .invalidName: throw DaemonError.invalidName(what: "vector name", name: name)
+            case .notFound: throw DaemonError.unknownVector(name: name, directory: directory)
+            default: throw DaemonError.unusableVector(name: name, reason: error.description)
             }
-            out.append(VectorListing(name: name, file: file, sizeBytes: UInt64(max(0, st.st_size)), result: result))
         }
-        return out
     }
 
-    /// Writes `vector` as NAME.gguf durably; refuses to replace an existing NAME.gguf (or a
-    /// NAME.json, which the new file would shadow) unless `overwrite`.
+    /// Vector `name` as last loaded (see `loadVersioned`).
+    public func load(_ name: String) throws -> ControlVector { try loadVersioned(name).vector }
+
+    /// The version of `name` in use now (0 when none).
+    public func version(of name: String) -> Int { catalog.entry(named: name)?.version ?? 0 }
+
+    /// Every vector name of the directory, sorted.
+    public func list() -> [VectorListing] {
+        catalog.entries().map { e in
+            VectorListing(name: e.name, file: e.valueFile ?? e.file, sizeBytes: e.size, vector: e.value, version: e.version,
+                          error: e.error?.description)
+        }
+    }
+
+    /// Writes `vector` as NAME.gguf durably and makes it the name's current version (the
+    /// watcher then sees an unchanged file and does not load it again); refuses to replace an
+    /// existing NAME.gguf (or a NAME.json, which the new file would shadow) unless `overwrite`.
     public func save(_ vector: ControlVector, as name: String, overwrite: Bool) throws -> String {
         try VectorName.check(name)
         let p = directory + "/" + name + ".gguf"
-        if !overwrite, try path(of: name) != nil { throw DaemonError.vectorExists(name: name) }
+        if !overwrite, try exists(name) { throw DaemonError.vectorExists(name: name) }
         let bytes: [UInt8]
         do { bytes = try vector.ggufBytes() } catch { throw DaemonError.invalidArgument("cannot save vector '\(name)': \(error)") }
         do {
@@ -106,9 +104,17 @@ public final class VectorStore: Sendable {
         } catch DurableFileError.exists {
             throw DaemonError.vectorExists(name: name)
         }
+        _ = try? catalog.install(name: name, value: vector, path: p)
         return p
     }
 
-    /// Whether NAME.gguf or NAME.json exists.
-    public func exists(_ name: String) throws -> Bool { try path(of: name) != nil }
+    /// Whether NAME.gguf or NAME.json exists on disk now.
+    public func exists(_ name: String) throws -> Bool {
+        try VectorName.check(name)
+        for ext in ["gguf", "json"] {
+            var st = stat()
+            if lstat(directory + "/" + name + "." + ext, &st) == 0 { return true }
+        }
+        return false
+    }
 }

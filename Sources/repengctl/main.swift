@@ -174,7 +174,8 @@ struct Status: AsyncParsableCommand {
                         "vectors_dir": s.vectorsDir, "state_dir": s.stateDir, "default_model": s.defaultModel,
                         "model_count": s.modelCount, "active_generations": s.activeGenerations,
                         "queued_generations": s.queuedGenerations, "active_trainings": s.activeTrainings,
-                        "generations_served": s.generationsServed,
+                        "generations_served": s.generationsServed, "vector_count": s.vectorCount,
+                        "vector_errors": s.vectorErrors,
                     ])
                 } else {
                     writeOut("""
@@ -185,6 +186,7 @@ struct Status: AsyncParsableCommand {
                         default model: \(s.defaultModel) (\(s.modelCount) model(s))
                         generations:   \(s.activeGenerations) active, \(s.queuedGenerations) queued, \(s.generationsServed) served
                         trainings:     \(s.activeTrainings) active
+                        vectors:       \(s.vectorCount) (\(s.vectorErrors) with errors: see `repengctl vectors`)
 
                         """)
                 }
@@ -252,23 +254,36 @@ struct Vectors: AsyncParsableCommand {
                     try printJSON(["vectors": r.vectors.map { v in
                         var o: [String: Any] = [
                             "name": v.name, "file": v.file, "layers": v.layers.map(Int.init), "hidden_size": v.hiddenSize,
-                            "model_hint": v.modelHint, "status": v.status == .ok ? "ok" : "error", "size_bytes": v.sizeBytes,
+                            "model_hint": v.modelHint, "status": Self.statusName(v.status), "size_bytes": v.sizeBytes,
+                            "version": v.version,
                         ]
                         if !v.method.isEmpty { o["method"] = v.method }
-                        if v.status != .ok { o["error"] = v.error }
+                        if !v.error.isEmpty { o["error"] = v.error }
                         return o
                     }])
                 } else {
                     for v in r.vectors {
-                        if v.status == .ok {
-                            let layers = v.layers.isEmpty ? "-" : "\(v.layers.first!)..\(v.layers.last!) (\(v.layers.count))"
-                            writeOut("\(v.name)\t\(v.file)\tlayers \(layers)\thidden \(v.hiddenSize)\t\(v.modelHint)\n")
-                        } else {
+                        if v.status == .error {
                             writeOut("\(v.name)\t\(v.file)\tERROR: \(v.error)\n")
+                        } else {
+                            let layers = v.layers.isEmpty ? "-" : "\(v.layers.first!)..\(v.layers.last!) (\(v.layers.count))"
+                            var line = "\(v.name)\t\(v.file)\tv\(v.version)\tlayers \(layers)\thidden \(v.hiddenSize)\t\(v.modelHint)"
+                            if v.status == .stale { line += "\tSTALE (newest file: \(v.error))" }
+                            writeOut(line + "\n")
                         }
                     }
                 }
             }
+        }
+    }
+}
+
+extension Vectors {
+    static func statusName(_ s: Repeng_V1_VectorStatus) -> String {
+        switch s {
+        case .ok: return "ok"
+        case .stale: return "stale"
+        default: return "error"
         }
     }
 }

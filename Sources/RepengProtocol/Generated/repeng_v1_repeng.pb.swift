@@ -143,8 +143,11 @@ public nonisolated enum Repeng_V1_VectorStatus: SwiftProtobuf.Enum, Swift.CaseIt
   /// The file loads.
   case ok // = 1
 
-  /// The file does not load; `error` says why.
+  /// The file does not load and no earlier version did; `error` says why.
   case error // = 2
+
+  /// The newest file does not load (`error` says why); the last good version keeps serving.
+  case stale // = 3
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -156,6 +159,7 @@ public nonisolated enum Repeng_V1_VectorStatus: SwiftProtobuf.Enum, Swift.CaseIt
     case 0: self = .unspecified
     case 1: self = .ok
     case 2: self = .error
+    case 3: self = .stale
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -165,6 +169,7 @@ public nonisolated enum Repeng_V1_VectorStatus: SwiftProtobuf.Enum, Swift.CaseIt
     case .unspecified: return 0
     case .ok: return 1
     case .error: return 2
+    case .stale: return 3
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -174,6 +179,7 @@ public nonisolated enum Repeng_V1_VectorStatus: SwiftProtobuf.Enum, Swift.CaseIt
     .unspecified,
     .ok,
     .error,
+    .stale,
   ]
 
 }
@@ -861,11 +867,14 @@ public nonisolated struct Repeng_V1_VectorInfo: Sendable {
 
   public var status: Repeng_V1_VectorStatus = .unspecified
 
-  /// Why the file is unusable (status ERROR).
+  /// Why the newest file is unusable (status ERROR or STALE).
   public var error: String = String()
 
   /// File size in bytes.
   public var sizeBytes: UInt64 = 0
+
+  /// Increases each time a new good version of the file is loaded; 0 when none has loaded.
+  public var version: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -935,6 +944,12 @@ public nonisolated struct Repeng_V1_StatusResponse: Sendable {
   /// Generate requests served since start.
   public var generationsServed: UInt64 = 0
 
+  /// Vector names in the vector directory.
+  public var vectorCount: UInt32 = 0
+
+  /// Vector files whose newest version does not load (see ListVectors for why).
+  public var vectorErrors: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -953,7 +968,7 @@ nonisolated extension Repeng_V1_FinishReason: SwiftProtobuf._ProtoNameProviding 
 }
 
 nonisolated extension Repeng_V1_VectorStatus: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0VECTOR_STATUS_UNSPECIFIED\0\u{1}VECTOR_STATUS_OK\0\u{1}VECTOR_STATUS_ERROR\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0VECTOR_STATUS_UNSPECIFIED\0\u{1}VECTOR_STATUS_OK\0\u{1}VECTOR_STATUS_ERROR\0\u{1}VECTOR_STATUS_STALE\0")
 }
 
 nonisolated extension Repeng_V1_ControlTerm: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -2087,7 +2102,7 @@ nonisolated extension Repeng_V1_ListVectorsRequest: SwiftProtobuf.Message, Swift
 
 nonisolated extension Repeng_V1_VectorInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".VectorInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}file\0\u{1}layers\0\u{3}hidden_size\0\u{3}model_hint\0\u{1}method\0\u{1}status\0\u{1}error\0\u{3}size_bytes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}file\0\u{1}layers\0\u{3}hidden_size\0\u{3}model_hint\0\u{1}method\0\u{1}status\0\u{1}error\0\u{3}size_bytes\0\u{1}version\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2104,6 +2119,7 @@ nonisolated extension Repeng_V1_VectorInfo: SwiftProtobuf.Message, SwiftProtobuf
       case 7: try { try decoder.decodeSingularEnumField(value: &self.status) }()
       case 8: try { try decoder.decodeSingularStringField(value: &self.error) }()
       case 9: try { try decoder.decodeSingularUInt64Field(value: &self.sizeBytes) }()
+      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.version) }()
       default: break
       }
     }
@@ -2137,6 +2153,9 @@ nonisolated extension Repeng_V1_VectorInfo: SwiftProtobuf.Message, SwiftProtobuf
     if self.sizeBytes != 0 {
       try visitor.visitSingularUInt64Field(value: self.sizeBytes, fieldNumber: 9)
     }
+    if self.version != 0 {
+      try visitor.visitSingularUInt64Field(value: self.version, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2150,6 +2169,7 @@ nonisolated extension Repeng_V1_VectorInfo: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.status != rhs.status {return false}
     if lhs.error != rhs.error {return false}
     if lhs.sizeBytes != rhs.sizeBytes {return false}
+    if lhs.version != rhs.version {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2206,7 +2226,7 @@ nonisolated extension Repeng_V1_StatusRequest: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Repeng_V1_StatusResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StatusResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}uptime_seconds\0\u{1}pid\0\u{1}socket\0\u{3}vectors_dir\0\u{3}state_dir\0\u{3}default_model\0\u{3}model_count\0\u{3}active_generations\0\u{3}queued_generations\0\u{3}active_trainings\0\u{3}generations_served\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}uptime_seconds\0\u{1}pid\0\u{1}socket\0\u{3}vectors_dir\0\u{3}state_dir\0\u{3}default_model\0\u{3}model_count\0\u{3}active_generations\0\u{3}queued_generations\0\u{3}active_trainings\0\u{3}generations_served\0\u{3}vector_count\0\u{3}vector_errors\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2226,6 +2246,8 @@ nonisolated extension Repeng_V1_StatusResponse: SwiftProtobuf.Message, SwiftProt
       case 10: try { try decoder.decodeSingularUInt32Field(value: &self.queuedGenerations) }()
       case 11: try { try decoder.decodeSingularUInt32Field(value: &self.activeTrainings) }()
       case 12: try { try decoder.decodeSingularUInt64Field(value: &self.generationsServed) }()
+      case 13: try { try decoder.decodeSingularUInt32Field(value: &self.vectorCount) }()
+      case 14: try { try decoder.decodeSingularUInt32Field(value: &self.vectorErrors) }()
       default: break
       }
     }
@@ -2268,6 +2290,12 @@ nonisolated extension Repeng_V1_StatusResponse: SwiftProtobuf.Message, SwiftProt
     if self.generationsServed != 0 {
       try visitor.visitSingularUInt64Field(value: self.generationsServed, fieldNumber: 12)
     }
+    if self.vectorCount != 0 {
+      try visitor.visitSingularUInt32Field(value: self.vectorCount, fieldNumber: 13)
+    }
+    if self.vectorErrors != 0 {
+      try visitor.visitSingularUInt32Field(value: self.vectorErrors, fieldNumber: 14)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2284,6 +2312,8 @@ nonisolated extension Repeng_V1_StatusResponse: SwiftProtobuf.Message, SwiftProt
     if lhs.queuedGenerations != rhs.queuedGenerations {return false}
     if lhs.activeTrainings != rhs.activeTrainings {return false}
     if lhs.generationsServed != rhs.generationsServed {return false}
+    if lhs.vectorCount != rhs.vectorCount {return false}
+    if lhs.vectorErrors != rhs.vectorErrors {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
