@@ -83,7 +83,7 @@ let package = Package(
         .executableTarget(
             name: "repengd",
             dependencies: [
-                "RepengDaemon",
+                "RepengDaemon", "RepengEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -7,6 +7,7 @@ import Logging
 import RepengEngine
 import RepengProtocol
 import RepengSteering
+import Synchronization
 
 /// Why the daemon could not start.
 public enum StartupError: Error, CustomStringConvertible, Sendable {
@@ -16,6 +17,7 @@ public enum StartupError: Error, CustomStringConvertible, Sendable {
     case socket(path: String, operation: String, errno: Int32)
     case model(name: String, path: String, reason: String)
     case directory(path: String, reason: String)
+    case activation(reason: String)
 
     public var description: String {
         switch self {
@@ -25,6 +27,7 @@ public enum StartupError: Error, CustomStringConvertible, Sendable {
         case let .socket(p, op, e): return "\(op) \(p) failed: \(String(cString: strerror(e)))"
         case let .model(n, p, r): return "cannot load model '\(n)' from \(p): \(r)"
         case let .directory(p, r): return "cannot use directory \(p): \(r)"
+        case .activation(let r): return r
         }
     }
 }
@@ -44,11 +47,21 @@ public final class Daemon: Sendable {
     let counters: DaemonCounters
     /// The watched vector directory.
     public let store: VectorStore
+    let notifier: SystemdNotifier
+    /// The socket served (the passed one under socket activation).
+    public let socketPath: String
+    /// Whether the daemon bound the socket itself (and so removes it at exit).
+    let ownsSocket: Bool
+    private let serviceLoop = Mutex<Task<Void, Never>?>(nil)
 
     private init(config: DaemonConfig, registry: ModelRegistry, server: GRPCServer<HTTP2ServerTransport.Posix>,
-                 health: HealthState, logger: Logger, socketInode: UInt, counters: DaemonCounters, store: VectorStore) {
+                 health: HealthState, logger: Logger, socketInode: UInt, counters: DaemonCounters, store: VectorStore,
+                 notifier: SystemdNotifier, socketPath: String, ownsSocket: Bool) {
         self.counters = counters
         self.store = store
+        self.notifier = notifier
+        self.socketPath = socketPath
+        self.ownsSocket = ownsSocket
         self.config = config
         self.registry = registry
         self.server = server
@@ -60,8 +73,16 @@ public final class Daemon: Sendable {
 
     /// Loads everything `config` names, binds the socket and starts serving. Returns once
     /// the socket accepts connections.
-    public static func start(config: DaemonConfig, logger: Logger) async throws -> Daemon {
+    public static func start(config: DaemonConfig, logger: Logger,
+                             notifier: SystemdNotifier = SystemdNotifier(),
+                             environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> Daemon {
         if let t = config.threads { BLAS.setThreads(t) }
+        notifier.status("starting")
+        // A listening socket passed by the service manager (socket activation) is used as is.
+        let activated: (fd: Int32, path: String)?
+        do { activated = try SocketActivation.listeningSocket(environment: environment) } catch {
+            throw StartupError.activation(reason: "\(error)")
+        }
         for dir in [config.vectorsDir, config.stateDir] {
             do { try DurableFile.makeDirectory(dir, mode: 0o750) } catch {
                 throw StartupError.directory(path: dir, reason: "\(error)")
@@ -72,11 +93,16 @@ public final class Daemon: Sendable {
         }
 
         // Refuse early when another daemon serves this socket (before the slow model load).
-        if isLive(config.socketPath) { throw StartupError.socketInUse(config.socketPath) }
+        if activated == nil, isLive(config.socketPath) { throw StartupError.socketInUse(config.socketPath) }
+        let socketGid: gid_t?
+        do { socketGid = try config.socketGroup.map(groupID) } catch {
+            throw StartupError.directory(path: config.socketPath, reason: "\(error)")
+        }
 
         // Models.
         var hosts: [ModelHost] = []
         for (i, spec) in config.models.enumerated() {
+            notifier.status("loading model \(spec.name) (\(i + 1) of \(config.models.count))")
             let t0 = monotonicSeconds()
             let model: LlamaModel
             do { model = try LlamaModel(path: spec.path) } catch {
@@ -117,13 +143,22 @@ public final class Daemon: Sendable {
 
         // Socket and server.
         let (fd, inode): (Int32, UInt)
-        do { (fd, inode) = try bindSocket(config.socketPath) } catch {
-            for h in hosts { h.scheduler.stop(cancelRunning: true) }
-            throw error
+        let socketPath = activated?.path ?? config.socketPath
+        if let activated {
+            (fd, inode) = (activated.fd, 0)
+            logger.info("using the listening socket \(activated.path) passed by the service manager")
+        } else {
+            do { (fd, inode) = try bindSocket(config.socketPath, group: socketGid, logger: logger) } catch {
+                for h in hosts { h.scheduler.stop(cancelRunning: true) }
+                store.stop()
+                throw error
+            }
         }
         let health = HealthState()
         let counters = DaemonCounters()
-        let service = RepengService(registry: registry, store: store, controlStore: controlStore, config: config,
+        var served = config
+        served.socketPath = socketPath
+        let service = RepengService(registry: registry, store: store, controlStore: controlStore, config: served,
                                     counters: counters, started: monotonicSeconds(), version: version)
         let transportConfig = HTTP2ServerTransport.Posix.Config.defaults { c in
             c.rpc.maxRequestPayloadSize = config.limits.maxRequestBytes
@@ -135,12 +170,20 @@ public final class Daemon: Sendable {
         let interceptor = RequestLogInterceptor { line, ok in
             if ok { requestLogger.info("\(line)") } else { requestLogger.notice("\(line)") }
         }
+        var interceptors: [any ServerInterceptor] = [interceptor]
+        if let allowed = config.allowedUids {
+            interceptors.append(AccessInterceptor(allowed: Set(allowed).union([getuid()])))
+        }
         let server = GRPCServer(transport: transport, services: [service, HealthService(state: health)],
-                                interceptors: [interceptor])
+                                interceptors: interceptors)
         let daemon = Daemon(config: config, registry: registry, server: server, health: health, logger: logger,
-                            socketInode: inode, counters: counters, store: store)
+                            socketInode: inode, counters: counters, store: store, notifier: notifier,
+                            socketPath: socketPath, ownsSocket: activated == nil)
         _ = try await transport.listeningAddress
-        logger.info("serving \(hosts.map(\.name).joined(separator: ", ")) on \(config.socketPath) (vectors in \(config.vectorsDir))")
+        logger.info("serving \(hosts.map(\.name).joined(separator: ", ")) on \(socketPath) (vectors in \(config.vectorsDir))")
+        // Models are resident and the socket accepts calls: tell the service manager.
+        notifier.ready(status: daemon.statusLine())
+        daemon.startServiceLoop()
         return daemon
     }
 
@@ -148,6 +191,8 @@ public final class Daemon: Sendable {
     /// once `limits.drainSeconds` have passed.
     public func shutdown() {
         logger.info("shutting down")
+        notifier.stopping(status: "draining: no new calls; running ones get \(Int(config.limits.drainSeconds)) s")
+        serviceLoop.withLock { $0?.cancel() }
         health.markNotServing()
         server.beginGracefulShutdown()
         let hosts = registry.hosts
@@ -169,20 +214,64 @@ public final class Daemon: Sendable {
             for h in registry.hosts { h.scheduler.stop(cancelRunning: true) }
             store.stop()
             var st = stat()
-            if lstat(config.socketPath, &st) == 0, UInt(st.st_ino) == socketInode { unlink(config.socketPath) }
+            // Only a socket this daemon bound is removed; a passed one belongs to the manager.
+            if ownsSocket, lstat(socketPath, &st) == 0, UInt(st.st_ino) == socketInode { unlink(socketPath) }
             logger.info("stopped")
         }
         try await serveTask.value
     }
 
-    /// Creates the socket's directory (0700 when new), clears a stale socket (refusing to touch
-    /// a live one), binds, sets mode 0660 and listens. Returns the descriptor and the inode.
-    static func bindSocket(_ path: String) throws -> (Int32, UInt) {
+    /// One line for the service manager's STATUS=.
+    func statusLine() -> String {
+        var active = 0, queued = 0
+        for h in registry.hosts {
+            let l = h.scheduler.load
+            active += l.active
+            queued += l.queued
+        }
+        return "serving \(registry.hosts.map(\.name).joined(separator: ", ")) on \(socketPath): \(active) generating, \(queued) queued, \(counters.activeTrainings.load(ordering: .relaxed)) training"
+    }
+
+    /// Whether the decode threads make progress (the watchdog pings only then).
+    func isHealthy(within seconds: Double) -> Bool {
+        registry.hosts.allSatisfy { $0.scheduler.isResponsive(within: seconds) }
+    }
+
+    /// Under a service manager: STATUS= every few seconds and, when the watchdog is on,
+    /// WATCHDOG=1 at half its interval while the decode threads make progress.
+    func startServiceLoop() {
+        guard notifier.isEnabled else { return }
+        let interval = notifier.watchdogInterval
+        let period = min(5, (interval ?? 10) / 2)
+        let task = Task { [self] in
+            var lastStatus = ""
+            var sinceStatus = 0.0
+            while !Task.isCancelled {
+                if let interval, isHealthy(within: interval) { notifier.watchdog() }
+                sinceStatus += period
+                if sinceStatus >= 5 {
+                    sinceStatus = 0
+                    let line = statusLine()
+                    if line != lastStatus { notifier.status(line); lastStatus = line }
+                }
+                try? await Task.sleep(for: .milliseconds(Int(period * 1000)))
+            }
+        }
+        serviceLoop.withLock { $0 = task }
+    }
+
+    /// Creates the socket's directory (0750 when new, owned by `group` if given), clears a
+    /// stale socket (refusing to touch a live one), binds, sets mode 0660 (and `group`) and
+    /// listens. Returns the descriptor and the inode.
+    static func bindSocket(_ path: String, group: gid_t? = nil, logger: Logger? = nil) throws -> (Int32, UInt) {
         guard path.utf8.count < 108 else { throw StartupError.socketPathTooLong(path) }
         let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
         if !FileManager.default.fileExists(atPath: dir) {
-            do { try DurableFile.makeDirectory(dir, mode: 0o700) } catch {
+            do { try DurableFile.makeDirectory(dir, mode: 0o750) } catch {
                 throw StartupError.directory(path: dir, reason: "\(error)")
+            }
+            if let group, chown(dir, uid_t.max, group) != 0 {
+                logger?.warning("cannot give \(dir) to group \(group): \(String(cString: strerror(errno)))")
             }
         }
         var st = stat()
@@ -203,6 +292,9 @@ public final class Daemon: Sendable {
             throw StartupError.socket(path: path, operation: "bind", errno: e)
         }
         chmod(path, 0o660)
+        if let group, chown(path, uid_t.max, group) != 0 {
+            logger?.warning("cannot give the socket to group \(group): \(String(cString: strerror(errno))); it keeps the daemon's group")
+        }
         guard listen(fd, 128) == 0 else {
             let e = errno
             close(fd)
@@ -235,4 +327,13 @@ public final class Daemon: Sendable {
         }
         return rc == 0
     }
+}
+
+/// The group id of `group` (a name or a number).
+func groupID(_ group: String) throws -> gid_t {
+    if let n = UInt32(group) { return n }
+    guard let g = getgrnam(group) else {
+        throw DaemonError.invalidArgument("socket_group '\(group)' is not a known group (see getent group)")
+    }
+    return g.pointee.gr_gid
 }

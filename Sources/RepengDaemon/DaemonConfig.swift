@@ -84,10 +84,18 @@ public struct DaemonConfig: Sendable, Equatable {
     public var models: [ModelSpec]
     /// BLAS threads (nil: one per core).
     public var threads: Int?
+    /// Group (name or number) that owns the socket and its directory when the daemon creates
+    /// them (nil: the daemon's own group).
+    public var socketGroup: String?
+    /// When set, only these uids (and the daemon's own) may call; others get PERMISSION_DENIED.
+    public var allowedUids: [UInt32]?
     public var limits: DaemonLimits
 
     public init(socketPath: String, vectorsDir: String, stateDir: String, models: [ModelSpec],
-                threads: Int? = nil, limits: DaemonLimits = DaemonLimits()) {
+                threads: Int? = nil, socketGroup: String? = nil, allowedUids: [UInt32]? = nil,
+                limits: DaemonLimits = DaemonLimits()) {
+        self.socketGroup = socketGroup
+        self.allowedUids = allowedUids
         self.socketPath = socketPath
         self.vectorsDir = vectorsDir
         self.stateDir = stateDir
@@ -158,6 +166,8 @@ public struct DaemonConfig: Sendable, Equatable {
     /// vectors = "/var/lib/repengd/vectors"
     /// state = "/var/lib/repengd"
     /// threads = 2
+    /// socket_group = "repeng"      # group of the socket (0660) and its directory (0750)
+    /// allowed_uids = [1000, 1001]  # only these uids (and the daemon's) may call
     /// [[model]]
     /// name = "smollm2"
     /// path = "/usr/share/repengd/models/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -180,6 +190,8 @@ public struct DaemonConfig: Sendable, Equatable {
         public var vectors: String?
         public var state: String?
         public var threads: Int?
+        public var socketGroup: String?
+        public var allowedUids: [UInt32]?
         public var models: [ModelSpec] = []
         public var limits = DaemonLimits()
         public init() {}
@@ -216,8 +228,20 @@ public struct DaemonConfig: Sendable, Equatable {
             guard d.isFinite, d >= min, d <= max else { throw ConfigError.badValue(key: label, reason: "must be in \(min)...\(max), got \(d)") }
             return d
         }
-        for key in table.keys where !["socket", "vectors", "state", "threads", "model", "limits"].contains(key) {
-            throw ConfigError.badValue(key: key, reason: "unknown key (known: socket, vectors, state, threads, [[model]], [limits])")
+        let topKeys = ["socket", "vectors", "state", "threads", "socket_group", "allowed_uids", "model", "limits"]
+        for key in table.keys where !topKeys.contains(key) {
+            throw ConfigError.badValue(key: key, reason: "unknown key (known: \(topKeys.joined(separator: ", ")))")
+        }
+        out.socketGroup = try string(table, "socket_group", "socket_group")
+        if let g = out.socketGroup, g.isEmpty { throw ConfigError.badValue(key: "socket_group", reason: "must be a group name or number") }
+        if let a = table["allowed_uids"] {
+            guard let arr = a.array else { throw ConfigError.badValue(key: "allowed_uids", reason: "must be an array of uids") }
+            out.allowedUids = try arr.enumerated().map { i, item in
+                guard let v = item.int, v >= 0, v < Int(UInt32.max) else {
+                    throw ConfigError.badValue(key: "allowed_uids[\(i)]", reason: "must be a uid (a non-negative integer)")
+                }
+                return UInt32(v)
+            }
         }
         out.socket = try string(table, "socket", "socket")
         out.vectors = try string(table, "vectors", "vectors")
@@ -232,6 +256,9 @@ public struct DaemonConfig: Sendable, Equatable {
                 }
                 guard let p = try string(t, "path", "model[\(i)].path"), !p.isEmpty else {
                     throw ConfigError.badValue(key: "model[\(i)].path", reason: "must be the path of a GGUF file")
+                }
+                for key in t.keys where !["name", "path"].contains(key) {
+                    throw ConfigError.badValue(key: "model[\(i)].\(key)", reason: "unknown key (known: name, path)")
                 }
                 out.models.append(ModelSpec(name: name, path: p))
             }
@@ -266,7 +293,7 @@ public struct DaemonConfig: Sendable, Equatable {
 
     /// Combines flags (which win), a config file and the defaults.
     public static func resolve(socket: String?, vectors: String?, state: String?, modelFlags: [String], threads: Int?,
-                               configFile: String?, environment env: [String: String] = ProcessInfo.processInfo.environment) throws -> DaemonConfig {
+                               socketGroup: String? = nil, allowedUids: [UInt32] = [], configFile: String?, environment env: [String: String] = ProcessInfo.processInfo.environment) throws -> DaemonConfig {
         let file = try configFile.map(readFile) ?? FileSettings()
         var models = try modelFlags.map(parseModelFlag)
         if models.isEmpty { models = file.models }
@@ -280,6 +307,8 @@ public struct DaemonConfig: Sendable, Equatable {
             stateDir: stateDir,
             models: models,
             threads: threads ?? file.threads,
+            socketGroup: socketGroup ?? file.socketGroup,
+            allowedUids: allowedUids.isEmpty ? file.allowedUids : allowedUids,
             limits: file.limits)
     }
 }

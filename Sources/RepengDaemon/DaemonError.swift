@@ -22,6 +22,8 @@ public enum DaemonError: Error, CustomStringConvertible, Sendable, Equatable {
     case resourceExhausted(String)
     /// The daemon is shutting down.
     case shuttingDown
+    /// The caller's uid is not in `allowed_uids`.
+    case permissionDenied(uid: String)
     /// Something failed inside the daemon (I/O, an engine fault).
     case internalFailure(String)
 
@@ -38,6 +40,8 @@ public enum DaemonError: Error, CustomStringConvertible, Sendable, Equatable {
         case .invalidArgument(let m): return m
         case .resourceExhausted(let m): return m
         case .shuttingDown: return "the daemon is shutting down"
+        case .permissionDenied(let uid):
+            return "uid \(uid) may not use this repengd (not in allowed_uids of its config)"
         case .internalFailure(let m): return m
         }
     }
@@ -58,6 +62,7 @@ public func rpcError(_ error: any Error) -> RPCError {
         case .vectorExists: code = .alreadyExists
         case .resourceExhausted: code = .resourceExhausted
         case .shuttingDown: code = .unavailable
+        case .permissionDenied: code = .permissionDenied
         case .internalFailure: code = .internalError
         }
         message = e.description
@@ -89,8 +94,13 @@ public func rpcError(_ error: any Error) -> RPCError {
         }
         message = e.description
     case let e as DurableFileError:
-        code = .internalError
-        message = e.description
+        if case let .io(_, _, errno) = e, errno == ENOSPC || errno == EDQUOT {
+            code = .resourceExhausted
+            message = "\(e.description); nothing was written (free some space and retry)"
+        } else {
+            code = .internalError
+            message = e.description
+        }
     case is CancellationError:
         code = .cancelled
         message = "the request was cancelled"

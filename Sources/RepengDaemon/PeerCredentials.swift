@@ -108,3 +108,26 @@ struct RequestLogInterceptor: ServerInterceptor {
         return response
     }
 }
+
+/// Refuses calls from uids outside the allow-list (the kernel's SO_PEERCRED uid, as passed in
+/// the `repeng-peer` entry).
+struct AccessInterceptor: ServerInterceptor {
+    let allowed: Set<UInt32>
+
+    /// The uid in a "uid=U gid=G pid=P" peer description.
+    static func uid(of peer: String) -> UInt32? {
+        for part in peer.split(separator: " ") where part.hasPrefix("uid=") { return UInt32(part.dropFirst(4)) }
+        return nil
+    }
+
+    func intercept<Input: Sendable, Output: Sendable>(
+        request: StreamingServerRequest<Input>, context: ServerContext,
+        next: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
+    ) async throws -> StreamingServerResponse<Output> {
+        let peer = request.metadata[stringValues: RepengSocket.peerMetadataKey].first(where: { _ in true }) ?? "unknown"
+        guard let uid = Self.uid(of: peer), allowed.contains(uid) else {
+            throw rpcError(DaemonError.permissionDenied(uid: Self.uid(of: peer).map(String.init) ?? "unknown"))
+        }
+        return try await next(request, context)
+    }
+}

@@ -89,6 +89,9 @@ public final class Scheduler: @unchecked Sendable {
     private var stepCount = 0
     private var batchedSequences = 0
     private var maxBatchSeen = 0
+    /// When the loop last went round, and whether it is idle (waiting for work).
+    private var lastBeat = monotonicSeconds()
+    private var idle = false
 
     public init(model: LlamaModel, maxQueue: Int, maxBatch: Int, maxBacklog: Int = 64, slowReaderSeconds: Double = 60,
                 name: String) {
@@ -108,6 +111,13 @@ public final class Scheduler: @unchecked Sendable {
     public var load: (queued: Int, active: Int) {
         cond.lock(); defer { cond.unlock() }
         return (pending.count, activeCount)
+    }
+
+    /// Whether the decode loop is idle or went round within the last `seconds` (a step that
+    /// hangs makes it false, and the watchdog stops pinging).
+    public func isResponsive(within seconds: Double) -> Bool {
+        cond.lock(); defer { cond.unlock() }
+        return idle || stopping || monotonicSeconds() - lastBeat < seconds
     }
 
     /// Largest number of sequences advanced by one batched step so far.
@@ -169,7 +179,10 @@ public final class Scheduler: @unchecked Sendable {
         var active: [Running] = []
         while true {
             cond.lock()
+            idle = true
             while pending.isEmpty && active.isEmpty && !stopping && !cancelAll { cond.wait() }
+            idle = false
+            lastBeat = monotonicSeconds()
             let cancelNow = cancelAll
             if stopping && pending.isEmpty && active.isEmpty {
                 cond.unlock()

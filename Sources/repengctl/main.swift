@@ -13,6 +13,7 @@ enum ExitStatus {
     static let internalError: Int32 = 70     // EX_SOFTWARE: the daemon failed
     static let alreadyExists: Int32 = 73     // EX_CANTCREAT: vector exists (use --force)
     static let busy: Int32 = 75              // EX_TEMPFAIL: a limit was reached; retry later
+    static let permissionDenied: Int32 = 77  // EX_NOPERM: this uid is not allowed to use the daemon
     static let failedPrecondition: Int32 = 78 // EX_CONFIG: a vector file is unusable, no tokenizer
     static let other: Int32 = 1
 }
@@ -36,6 +37,7 @@ func failure(from error: any Error, socket: String) -> CLIFailure {
         case .alreadyExists: code = ExitStatus.alreadyExists
         case .resourceExhausted: code = ExitStatus.busy
         case .failedPrecondition: code = ExitStatus.failedPrecondition
+        case .permissionDenied: code = ExitStatus.permissionDenied
         case .deadlineExceeded:
             return fail("timed out: \(e.message) (raise --timeout)", ExitStatus.busy)
         case .unavailable:
@@ -132,7 +134,7 @@ struct RepengCtl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "repengctl",
         abstract: "Control repengd: vectors, control state, generation.",
-        discussion: "Exit codes: 64 usage, 65 invalid argument, 66 not found, 69 daemon unreachable, 70 daemon error, 73 vector exists, 75 busy (retry), 78 unusable vector file.",
+        discussion: "Exit codes: 64 usage, 65 invalid argument, 66 not found, 69 daemon unreachable, 70 daemon error, 73 vector exists, 75 busy (retry) or timed out, 77 permission denied, 78 unusable vector file.",
         version: "0.1.0",
         subcommands: [Status.self, Models.self, Vectors.self, Tokenize.self, Train.self, SetControl.self, GetControl.self,
                       Reset.self, Generate.self, Health.self])

@@ -5,9 +5,22 @@ import Dispatch
 import Foundation
 import Logging
 import RepengDaemon
+import RepengEngine
 
 @main
 struct Repengd: AsyncParsableCommand {
+    static func main() async {
+        // OpenBLAS picks its kernels when it loads: restart with the right ones for this CPU
+        // first (same pid, same descriptors, so socket activation survives it).
+        BLAS.reexecWithFasterKernelsIfNeeded()
+        do {
+            var command = try parseAsRoot()
+            if var c = command as? any AsyncParsableCommand { try await c.run() } else { try command.run() }
+        } catch {
+            exit(withError: error)
+        }
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "repengd",
         abstract: "Serve control-vector steering and generation over a Unix socket.",
@@ -35,6 +48,12 @@ struct Repengd: AsyncParsableCommand {
     @Option(help: "BLAS threads (default: one per core).")
     var threads: Int?
 
+    @Option(help: "Group (name or number) for the socket (0660) and its directory (0750) when repengd creates them.")
+    var socketGroup: String?
+
+    @Option(name: .customLong("allow-uid"), help: "Only this uid (and repengd's own) may call; repeat for more.")
+    var allowUids: [UInt32] = []
+
     @Option(help: "TOML config file (same settings, plus [limits]).")
     var config: String?
 
@@ -55,16 +74,19 @@ struct Repengd: AsyncParsableCommand {
         let cfg: DaemonConfig
         do {
             cfg = try DaemonConfig.resolve(socket: socket, vectors: vectors, state: state, modelFlags: models,
-                                           threads: threads, configFile: config)
+                                           threads: threads, socketGroup: socketGroup, allowedUids: allowUids,
+                                           configFile: config)
         } catch {
             logger.critical("\(error)")
             throw ExitCode(2)
         }
         let daemon: Daemon
+        let notifier = SystemdNotifier()
         do {
-            daemon = try await Daemon.start(config: cfg, logger: logger)
+            daemon = try await Daemon.start(config: cfg, logger: logger, notifier: notifier)
         } catch {
             logger.critical("\(error)")
+            notifier.status("failed: \(error)")
             throw ExitCode(1)
         }
         // SIGTERM / SIGINT: graceful shutdown.

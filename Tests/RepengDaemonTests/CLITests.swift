@@ -8,18 +8,7 @@ import XCTest
 
 final class CLITests: XCTestCase {
     /// The repengctl executable built next to the test bundle.
-    func repengctl() throws -> String {
-        var candidates: [URL] = []
-        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        var d = exe.deletingLastPathComponent()
-        for _ in 0..<4 {
-            candidates.append(d.appendingPathComponent("repengctl"))
-            d = d.deletingLastPathComponent()
-        }
-        candidates.append(Bundle.main.bundleURL.appendingPathComponent("repengctl"))
-        for c in candidates where FileManager.default.isExecutableFile(atPath: c.path) { return c.path }
-        throw XCTSkip("repengctl binary not found next to \(exe.path); build it with swift build --product repengctl")
-    }
+    func repengctl() throws -> String { try DaemonFixtures.executable("repengctl") }
 
     /// Runs repengctl (REPENG_SOCKET cleared unless given).
     func run(_ args: [String], env: [String: String] = [:]) async throws -> CLIResult {

@@ -221,3 +221,74 @@ func runProcess(_ path: String, _ args: [String], env: [String: String] = [:], c
         }
     }
 }
+
+extension DaemonFixtures {
+    /// An executable built next to the test bundle (repengd, repengctl), or a skip.
+    static func executable(_ name: String) throws -> String {
+        var candidates: [URL] = []
+        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var d = exe.deletingLastPathComponent()
+        for _ in 0..<4 {
+            candidates.append(d.appendingPathComponent(name))
+            d = d.deletingLastPathComponent()
+        }
+        candidates.append(Bundle.main.bundleURL.appendingPathComponent(name))
+        for c in candidates where FileManager.default.isExecutableFile(atPath: c.path) { return c.path }
+        throw XCTSkip("\(name) binary not found next to \(exe.path); build it with swift build --product \(name)")
+    }
+}
+
+/// The real repengd binary run as a child process (stderr kept in a file).
+final class DaemonProcess: @unchecked Sendable {
+    let process = Process()
+    let logPath: String
+
+    /// Starts `executable` (default: repengd) with `args`; `env` is added to the test's environment
+    /// (an empty value removes a variable).
+    init(_ args: [String], env: [String: String] = [:], executable: String? = nil, logPath: String) throws {
+        self.logPath = logPath
+        process.executableURL = URL(fileURLWithPath: try executable ?? DaemonFixtures.executable("repengd"))
+        process.arguments = args
+        var environment = ProcessInfo.processInfo.environment
+        for (k, v) in env { environment[k] = v.isEmpty ? nil : v }
+        process.environment = environment
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    var pid: Int32 { process.processIdentifier }
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    func signal(_ sig: Int32) { kill(process.processIdentifier, sig) }
+
+    /// Waits for the exit (at most `seconds`); returns the status, nil on timeout.
+    func waitForExit(_ seconds: Double = 30) async -> Int32? {
+        let end = Date().addingTimeInterval(seconds)
+        while process.isRunning && Date() < end { try? await Task.sleep(for: .milliseconds(20)) }
+        return process.isRunning ? nil : process.terminationStatus
+    }
+
+    /// Waits until the daemon answers Status on `socket` (at most `seconds`).
+    func waitUntilServing(_ socket: String, _ seconds: Double = 120) async throws {
+        let end = Date().addingTimeInterval(seconds)
+        while Date() < end {
+            guard process.isRunning else { throw DaemonProcessError.exited(log) }
+            var st = stat()
+            if stat(socket, &st) == 0,
+               (try? await withRepengClient(socket: socket, { c, _ in
+                   try await c.status(Repeng_V1_StatusRequest(), options: { var o = CallOptions.defaults; o.timeout = .seconds(2); return o }())
+               })) != nil {
+                return
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw DaemonProcessError.timeout(log)
+    }
+}
+
+enum DaemonProcessError: Error {
+    case exited(String)
+    case timeout(String)
+}
