@@ -1,5 +1,5 @@
 // repeng-bench: load, prefill, decode and hidden-state extraction throughput of the engine.
-//   repeng-bench MODEL.gguf [--threads N] [--strings FILE] [--json] [--skip-decode]
+//   repeng-bench MODEL.gguf [--threads N] [--strings FILE] [--json] [--skip-decode] [--prefill-only]
 //   repeng-bench MODEL.gguf --train [--pairs N] [--dump-dataset FILE.json]   (training time)
 import Foundation
 import RepengEngine
@@ -11,6 +11,7 @@ struct Options {
     var strings = "scripts/bench/strings.json"
     var json = false
     var skipDecode = false
+    var prefillOnly = false
     var train = false
     var pairs = 200
     var dumpDataset: String?
@@ -25,11 +26,12 @@ func parse() -> Options {
         case "--strings": o.strings = args.popFirst() ?? o.strings
         case "--json": o.json = true
         case "--skip-decode": o.skipDecode = true
+        case "--prefill-only": o.prefillOnly = true
         case "--train": o.train = true
         case "--pairs": o.pairs = Int(args.popFirst() ?? "") ?? o.pairs
         case "--dump-dataset": o.dumpDataset = args.popFirst()
         case "-h", "--help":
-            print("usage: repeng-bench MODEL.gguf [--threads N] [--strings FILE] [--json] [--skip-decode]\n       repeng-bench MODEL.gguf --train [--pairs N] [--dump-dataset FILE.json] [--json]")
+            print("usage: repeng-bench MODEL.gguf [--threads N] [--strings FILE] [--json] [--skip-decode] [--prefill-only]\n       repeng-bench MODEL.gguf --train [--pairs N] [--dump-dataset FILE.json] [--json]")
             exit(0)
         default: o.model = a
         }
@@ -59,6 +61,15 @@ func peakRSSMiB() -> Double {
     var u = rusage()
     getrusage(RUSAGE_SELF.rawValue, &u)
     return Double(u.ru_maxrss) / 1024
+}
+
+/// Prints every reported figure as one JSON object when --json was given.
+@MainActor func printJSON() {
+    guard opt.json else { return }
+    let obj = Dictionary(uniqueKeysWithValues: results.map { ($0.0, $0.1) })
+    if let data = try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]) {
+        print(String(decoding: data, as: UTF8.self))
+    }
 }
 
 func fail(_ e: Error) -> Never {
@@ -91,20 +102,43 @@ do {
     let strings = try JSONDecoder().decode([String].self, from: Data(contentsOf: URL(fileURLWithPath: opt.strings)))
     let ws = ForwardWorkspace()
 
-    // Prefill: one 512-token prompt, logits of the last position.
+    // Prefill: one 512-token prompt, logits of the last position, against sgemm alone on the
+    // weight products of the same 512 rows. The two are timed alternately so that load from
+    // other processes affects both alike; the best of five runs of each counts.
     var long: [Int32] = []
     for s in strings where long.count < 512 { long += tok.encode(s + " ", addSpecial: false) }
     long = Array(long.prefix(512))
+    let c = model.config
+    let shapes = [(c.qDim + 2 * c.kvDim, c.hiddenSize), (c.hiddenSize, c.qDim),
+                  (2 * c.feedForwardSize, c.hiddenSize), (c.hiddenSize, c.feedForwardSize)]
+    let mats = shapes.map { FloatBuffer(count: $0.0 * $0.1) }
+    let x = FloatBuffer(count: 2048 * 2 * c.feedForwardSize), y = FloatBuffer(count: 2048 * 2 * c.feedForwardSize)
+    func sgemmPass(rows: Int) {
+        for _ in 0..<c.blockCount {
+            for (m, s) in zip(mats, shapes) { BLAS.sgemmNT(x.pointer, m.pointer, y.pointer, rows: rows, out: s.0, inner: s.1) }
+        }
+    }
     _ = try model.forward([SequenceInput(tokens: Array(long.prefix(64)))], workspace: ws) // warm-up
-    var best = Double.infinity, bestCPU = Double.infinity
-    for _ in 0..<3 {
-        let t = now(), c = cpuNow()
+    sgemmPass(rows: long.count)
+    var best = Double.infinity, bestCPU = Double.infinity, bestSgemm = Double.infinity
+    for _ in 0..<5 {
+        let t = now(), cpu = cpuNow()
         _ = try model.forward([SequenceInput(tokens: long)], options: ForwardOptions(logits: .last), workspace: ws)
         best = min(best, now() - t)
-        bestCPU = min(bestCPU, cpuNow() - c)
+        bestCPU = min(bestCPU, cpuNow() - cpu)
+        let ts = now()
+        sgemmPass(rows: long.count)
+        bestSgemm = min(bestSgemm, now() - ts)
     }
     report("prefill_512_tok_per_s", Double(long.count) / best, "tokens/s")
     report("prefill_512_tok_per_cpu_s", Double(long.count) / bestCPU, "tokens/CPU-s")
+    report("prefill_sgemm_only_tok_per_s", Double(long.count) / bestSgemm, "tokens/s")
+    report("prefill_share_of_sgemm_pct", 100 * bestSgemm / best, "%")
+    if opt.prefillOnly {
+        report("peak_rss_mib", peakRSSMiB(), "MiB")
+        printJSON()
+        exit(0)
+    }
 
     // Decode: 128 greedy tokens after a short prompt (EOS ignored).
     if !opt.skipDecode {
@@ -142,19 +176,12 @@ do {
     report("extract_tokens", Double(total), "tokens")
 
     // sgemm alone on the same shapes (the weight products of every block, packed rows).
-    let c = model.config
-    let shapes = [(c.qDim + 2 * c.kvDim, c.hiddenSize), (c.hiddenSize, c.qDim),
-                  (2 * c.feedForwardSize, c.hiddenSize), (c.hiddenSize, c.feedForwardSize)]
     let rows = min(total, 2048)
     best = .infinity
     bestCPU = .infinity
-    let mats = shapes.map { FloatBuffer(count: $0.0 * $0.1) }
-    let x = FloatBuffer(count: rows * 2 * c.feedForwardSize), y = FloatBuffer(count: rows * 2 * c.feedForwardSize)
     for _ in 0..<3 {
         let t = now(), cc = cpuNow()
-        for _ in 0..<c.blockCount {
-            for (m, s) in zip(mats, shapes) { BLAS.sgemmNT(x.pointer, m.pointer, y.pointer, rows: rows, out: s.0, inner: s.1) }
-        }
+        sgemmPass(rows: rows)
         best = min(best, now() - t)
         bestCPU = min(bestCPU, cpuNow() - cc)
     }
@@ -165,20 +192,14 @@ do {
     best = .infinity
     for _ in 0..<3 {
         let t = now()
-        for _ in 0..<c.blockCount {
-            for (m, s) in zip(mats, shapes) { BLAS.sgemmNT(x.pointer, m.pointer, y.pointer, rows: 512, out: s.0, inner: s.1) }
-        }
+        sgemmPass(rows: 512)
         best = min(best, now() - t)
     }
     report("sgemm_only_tok_per_s_(512_rows)", 512 / best, "tokens/s")
     let flopsPerToken = 2.0 * Double(shapes.reduce(0) { $0 + $1.0 * $1.1 } * c.blockCount)
     report("sgemm_gflops", flopsPerToken * sgemmRate / 1e9, "GFLOP/s")
     report("peak_rss_mib", peakRSSMiB(), "MiB")
-    if opt.json {
-        let obj = Dictionary(uniqueKeysWithValues: results.map { ($0.0, $0.1) })
-        let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
-        print(String(decoding: data, as: UTF8.self))
-    }
+    printJSON()
 } catch {
     fail(error)
 }
@@ -220,9 +241,5 @@ do {
     }
     report("train_min_cosine_shared_vs_not", minCos, "")
     report("peak_rss_mib", peakRSSMiB(), "MiB")
-    if opt.json {
-        let obj = Dictionary(uniqueKeysWithValues: results.map { ($0.0, $0.1) })
-        let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
-        print(String(decoding: data, as: UTF8.self))
-    }
+    printJSON()
 }

@@ -171,10 +171,17 @@ public enum Kernels {
     /// In-place softmax of `n` values; entries past `valid` are set to 0 (causal mask).
     @inline(__always)
     public static func softmax(_ x: UnsafeMutablePointer<Float>, n: Int, valid: Int) {
-        var m = -Float.infinity
-        for i in 0..<valid where x[i] > m { m = x[i] }
-        var acc = SIMD16<Float>(repeating: 0)
+        var mv = SIMD16<Float>(repeating: -.infinity)
         var i = 0
+        while i + 16 <= valid {
+            let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)
+            mv.replace(with: v, where: v .> mv)
+            i += 16
+        }
+        var m = mv.max()
+        while i < valid { if x[i] > m { m = x[i] }; i += 1 }
+        var acc = SIMD16<Float>(repeating: 0)
+        i = 0
         while i + 16 <= valid {
             let e = exp(UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self) - m)
             UnsafeMutableRawPointer(x + i).storeBytes(of: e, as: SIMD16<Float>.self)
@@ -189,7 +196,13 @@ public enum Kernels {
             i += 1
         }
         let inv = 1 / s
-        for i in 0..<valid { x[i] *= inv }
+        i = 0
+        while i + 16 <= valid {
+            let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(x + i).storeBytes(of: v * inv, as: SIMD16<Float>.self)
+            i += 16
+        }
+        while i < valid { x[i] *= inv; i += 1 }
         if valid < n { (x + valid).update(repeating: 0, count: n - valid) }
     }
 
@@ -241,6 +254,126 @@ public enum Kernels {
             }
             UnsafeMutableRawPointer(out + d).storeBytes(of: acc * inv, as: SIMD16<Float>.self)
             d += 16
+        }
+    }
+
+    // MARK: Causal attention, blocks of query rows (prefill)
+
+    /// Query rows per call of `attendCausalRows`.
+    public static let causalRowBlock = 6
+
+    /// Row stride for keys packed by `packKeysTransposed`: `count` rounded up to 16, plus 16
+    /// when that is a multiple of 64 (a power-of-two stride would map the `headDim` rows read
+    /// together onto a few cache sets).
+    public static func packedKeyStride(_ count: Int) -> Int {
+        let padded = (count + 15) / 16 * 16
+        return padded % 64 == 0 ? padded + 16 : padded
+    }
+
+    /// Writes `count` keys of `headDim` values (rows `ld` apart) transposed into
+    /// `out[d * stride + j]`, zero-filling the columns from `count` up to the next multiple of 16.
+    public static func packKeysTransposed(
+        _ keys: UnsafePointer<Float>, ld: Int, count: Int, headDim: Int,
+        into out: UnsafeMutablePointer<Float>, stride: Int
+    ) {
+        let padded = (count + 15) / 16 * 16
+        for d in 0..<headDim {
+            let o = out + d * stride
+            for j in 0..<count { o[j] = keys[j * ld + d] }
+            if padded > count { (o + count).update(repeating: 0, count: padded - count) }
+        }
+    }
+
+    /// Causal attention for `rows` (1 ... `causalRowBlock`) consecutive query rows of one head:
+    /// row r sees keys `0 ..< visible + r`. out[r] = softmax(scale · q[r] · Kᵀ) · V.
+    /// `keysT` holds the keys as `packKeysTransposed` writes them (`ldk` apart, at least
+    /// `visible + rows - 1` rounded up to 16 columns); values are rows `ldv` apart. `headDim`
+    /// must be a multiple of 16; `scores` holds `causalRowBlock * ldk` values. Each row's
+    /// result depends only on that row (blocks of fewer rows give the same values).
+    @inline(__always)
+    public static func attendCausalRows(
+        q: UnsafePointer<Float>, ldq: Int, rows: Int, visible: Int,
+        keysT: UnsafePointer<Float>, ldk: Int, values: UnsafePointer<Float>, ldv: Int,
+        headDim: Int, scale: Float, scores: UnsafeMutablePointer<Float>,
+        out: UnsafeMutablePointer<Float>, ldo: Int
+    ) {
+        // Rows past `rows` repeat the last row; their results are not stored.
+        let last = rows - 1
+        let q0 = q, q1 = q + ldq * min(1, last), q2 = q + ldq * min(2, last)
+        let q3 = q + ldq * min(3, last), q4 = q + ldq * min(4, last), q5 = q + ldq * min(5, last)
+        let s0 = scores, s1 = scores + ldk, s2 = scores + 2 * ldk
+        let s3 = scores + 3 * ldk, s4 = scores + 4 * ldk, s5 = scores + 5 * ldk
+        let keys = visible + last
+
+        // Scores, 16 keys at a time: one packed key row against six broadcast query values.
+        var j = 0
+        while j < keys {
+            var a0 = SIMD16<Float>(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0
+            var kp = keysT + j
+            for d in 0..<headDim {
+                let k = UnsafeRawPointer(kp).loadUnaligned(as: SIMD16<Float>.self)
+                a0 = a0.addingProduct(k, SIMD16(repeating: q0[d]))
+                a1 = a1.addingProduct(k, SIMD16(repeating: q1[d]))
+                a2 = a2.addingProduct(k, SIMD16(repeating: q2[d]))
+                a3 = a3.addingProduct(k, SIMD16(repeating: q3[d]))
+                a4 = a4.addingProduct(k, SIMD16(repeating: q4[d]))
+                a5 = a5.addingProduct(k, SIMD16(repeating: q5[d]))
+                kp += ldk
+            }
+            UnsafeMutableRawPointer(s0 + j).storeBytes(of: a0 * scale, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(s1 + j).storeBytes(of: a1 * scale, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(s2 + j).storeBytes(of: a2 * scale, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(s3 + j).storeBytes(of: a3 * scale, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(s4 + j).storeBytes(of: a4 * scale, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(s5 + j).storeBytes(of: a5 * scale, as: SIMD16<Float>.self)
+            j += 16
+        }
+        // Softmax per row over its visible keys; masked keys up to `keys` become exact zeros.
+        for r in 0..<causalRowBlock {
+            softmax(scores + r * ldk, n: keys, valid: visible + min(r, last))
+        }
+        // Weighted sums of values, 16 dimensions at a time.
+        var c = 0
+        while c < headDim {
+            var o0 = SIMD16<Float>(), o1 = o0, o2 = o0, o3 = o0, o4 = o0, o5 = o0
+            var vp = values + c
+            for j in 0..<keys {
+                let v = UnsafeRawPointer(vp).loadUnaligned(as: SIMD16<Float>.self)
+                o0 = o0.addingProduct(v, SIMD16(repeating: s0[j]))
+                o1 = o1.addingProduct(v, SIMD16(repeating: s1[j]))
+                o2 = o2.addingProduct(v, SIMD16(repeating: s2[j]))
+                o3 = o3.addingProduct(v, SIMD16(repeating: s3[j]))
+                o4 = o4.addingProduct(v, SIMD16(repeating: s4[j]))
+                o5 = o5.addingProduct(v, SIMD16(repeating: s5[j]))
+                vp += ldv
+            }
+            UnsafeMutableRawPointer(out + c).storeBytes(of: o0, as: SIMD16<Float>.self)
+            if rows > 1 { UnsafeMutableRawPointer(out + ldo + c).storeBytes(of: o1, as: SIMD16<Float>.self) }
+            if rows > 2 { UnsafeMutableRawPointer(out + 2 * ldo + c).storeBytes(of: o2, as: SIMD16<Float>.self) }
+            if rows > 3 { UnsafeMutableRawPointer(out + 3 * ldo + c).storeBytes(of: o3, as: SIMD16<Float>.self) }
+            if rows > 4 { UnsafeMutableRawPointer(out + 4 * ldo + c).storeBytes(of: o4, as: SIMD16<Float>.self) }
+            if rows > 5 { UnsafeMutableRawPointer(out + 5 * ldo + c).storeBytes(of: o5, as: SIMD16<Float>.self) }
+            c += 16
+        }
+    }
+
+    /// Reference causal attention for one query row: out = softmax(scale · K q) · V over the
+    /// first `count` keys/values (rows `ld` apart), scalar loops and libm exp.
+    public static func attendReference(
+        q: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, ld: Int,
+        count: Int, headDim: Int, scale: Float, out: UnsafeMutablePointer<Float>
+    ) {
+        var scores = [Float](repeating: 0, count: count)
+        for j in 0..<count {
+            var s: Float = 0
+            for d in 0..<headDim { s += q[d] * keys[j * ld + d] }
+            scores[j] = s * scale
+        }
+        scores.withUnsafeMutableBufferPointer { softmaxReference($0.baseAddress!, n: count, valid: count) }
+        for d in 0..<headDim {
+            var acc: Float = 0
+            for j in 0..<count { acc += scores[j] * values[j * ld + d] }
+            out[d] = acc
         }
     }
 

@@ -288,44 +288,56 @@ public final class LlamaModel: @unchecked Sendable {
         }
         if plan.readIndices.contains(0) { read?(0, x) }
 
+        let workers = ws.workerCount
+
         // RoPE angles per row (shared by every block).
         let half = cfg.ropeDim / 2
         let cosT = ws.cos.pointer, sinT = ws.sin.pointer
+        let ropeScale = cfg.ropeLinearFactor
         for seq in plan.sequences {
-            for i in 0..<seq.count {
-                let pos = Float(seq.start + i) / cfg.ropeLinearFactor
-                let row = seq.row + i
-                for j in 0..<half {
-                    let a = pos * invFreq[j]
-                    cosT[row * half + j] = Foundation.cos(a)
-                    sinT[row * half + j] = Foundation.sin(a)
+            Parallel.forRows(seq.count, valuesPerRow: 16 * half, workers: workers) { rows in
+                for i in rows {
+                    let pos = Float(seq.start + i) / ropeScale
+                    let row = seq.row + i
+                    for j in 0..<half {
+                        let a = pos * invFreq[j]
+                        cosT[row * half + j] = Foundation.cos(a)
+                        sinT[row * half + j] = Foundation.sin(a)
+                    }
                 }
             }
         }
 
         let scale = 1 / Float(cfg.headDim).squareRoot()
+        let eps = cfg.rmsNormEps
         for b in 0..<plan.blocksToRun {
             let blk = blocks[b]
             // Attention.
-            Kernels.rmsNorm(x, blk.attnNorm.pointer, xn, rows: T, dim: dim, eps: cfg.rmsNormEps)
+            Parallel.forRows(T, valuesPerRow: dim, workers: workers) { r in
+                Kernels.rmsNorm(x + r.lowerBound * dim, blk.attnNorm.pointer, xn + r.lowerBound * dim,
+                                rows: r.count, dim: dim, eps: eps)
+            }
             blk.qkv.apply(xn, n: T, into: qkv)
-            if let bias = blk.qkvBias {
-                for row in 0..<T { Kernels.add(bias.pointer, into: qkv + row * qkvDim, qkvDim) }
+            Parallel.forRows(T, valuesPerRow: qkvDim, workers: workers) { r in
+                for row in r {
+                    let q = qkv + row * qkvDim
+                    if let bias = blk.qkvBias { Kernels.add(bias.pointer, into: q, qkvDim) }
+                    applyRope(q, heads: cfg.headCount, cos: cosT + row * half, sin: sinT + row * half)
+                    applyRope(q + qDim, heads: cfg.kvHeadCount, cos: cosT + row * half, sin: sinT + row * half)
+                }
             }
-            for row in 0..<T {
-                let q = qkv + row * qkvDim
-                applyRope(q, heads: cfg.headCount, cos: cosT + row * half, sin: sinT + row * half)
-                applyRope(q + qDim, heads: cfg.kvHeadCount, cos: cosT + row * half, sin: sinT + row * half)
-            }
-            for (si, s) in batch.enumerated() {
-                attention(block: b, seq: plan.sequences[si], cache: s.cache, qkv: qkv, out: attn, scale: scale, ws: ws)
-            }
+            attention(block: b, batch: batch, plan: plan, qkv: qkv, out: attn, scale: scale, ws: ws, workers: workers)
             blk.attnOut.apply(attn, n: T, into: x, accumulate: true)
 
             // MLP.
-            Kernels.rmsNorm(x, blk.ffnNorm.pointer, xn, rows: T, dim: dim, eps: cfg.rmsNormEps)
+            Parallel.forRows(T, valuesPerRow: dim, workers: workers) { r in
+                Kernels.rmsNorm(x + r.lowerBound * dim, blk.ffnNorm.pointer, xn + r.lowerBound * dim,
+                                rows: r.count, dim: dim, eps: eps)
+            }
             blk.gateUp.apply(xn, n: T, into: gu)
-            Kernels.swiglu(gu, hidden, rows: T, ffn: ffn)
+            Parallel.forRows(T, valuesPerRow: 4 * ffn, workers: workers) { r in
+                Kernels.swiglu(gu + r.lowerBound * 2 * ffn, hidden + r.lowerBound * ffn, rows: r.count, ffn: ffn)
+            }
             blk.down.apply(hidden, n: T, into: x, accumulate: true)
 
             // Steer hook.
@@ -350,7 +362,11 @@ public final class LlamaModel: @unchecked Sendable {
             s.cache?.length = plan.sequences[si].start + plan.sequences[si].count
         }
         if plan.needFinalNorm {
-            Kernels.rmsNorm(x, outputNorm.pointer, ws.final.pointer, rows: T, dim: dim, eps: cfg.rmsNormEps)
+            let final = ws.final.pointer
+            Parallel.forRows(T, valuesPerRow: dim, workers: workers) { r in
+                Kernels.rmsNorm(x + r.lowerBound * dim, outputNorm.pointer, final + r.lowerBound * dim,
+                                rows: r.count, dim: dim, eps: cfg.rmsNormEps)
+            }
             if plan.readIndices.contains(cfg.blockCount) { read?(cfg.blockCount, ws.final.pointer) }
         }
     }
@@ -367,42 +383,129 @@ public final class LlamaModel: @unchecked Sendable {
         }
     }
 
-    /// Causal grouped-query attention for one sequence's rows; writes [count, qDim] into `out`.
+    /// Causal grouped-query attention for every sequence of the batch; writes [rows, qDim]
+    /// into `out`. Each sequence gets a kernel chosen from its own shape only (so its results
+    /// do not depend on the rest of the batch): short contexts the per-row SIMD kernel, longer
+    /// multi-row runs the tiled causal kernel, single rows with long contexts and head sizes
+    /// that are not a multiple of 16 the BLAS path. The SIMD kernels' work is cut into
+    /// (sequence, head, query tile) units that run on `workers` threads when it is large enough.
     private func attention(
-        block b: Int, seq: Plan.Seq, cache: KVCache?, qkv: UnsafeMutablePointer<Float>,
-        out: UnsafeMutablePointer<Float>, scale: Float, ws: ForwardWorkspace
+        block b: Int, batch: [SequenceInput], plan: Plan, qkv: UnsafeMutablePointer<Float>,
+        out: UnsafeMutablePointer<Float>, scale: Float, ws: ForwardWorkspace, workers: Int
     ) {
         let cfg = config
         let qDim = cfg.qDim, kvDim = cfg.kvDim, qkvDim = qDim + 2 * kvDim, hd = cfg.headDim
-        let n = seq.count, ctx = seq.start + n
-        let qBase = qkv + seq.row * qkvDim
-        let kPtr: UnsafeMutablePointer<Float>, vPtr: UnsafeMutablePointer<Float>, ld: Int
-        if let cache {
-            let kc = cache.keys[b].pointer, vc = cache.values[b].pointer
-            for i in 0..<n {
-                (kc + (seq.start + i) * kvDim).update(from: qBase + i * qkvDim + qDim, count: kvDim)
-                (vc + (seq.start + i) * kvDim).update(from: qBase + i * qkvDim + qDim + kvDim, count: kvDim)
+        let heads = cfg.headCount, kvHeads = cfg.kvHeadCount, group = heads / kvHeads
+        let simd = hd % 16 == 0
+        ws.attentionSequences.removeAll(keepingCapacity: true)
+        ws.attentionUnits.removeAll(keepingCapacity: true)
+        var packedKeys = 0, scratch = 0, work = 0
+        for (si, s) in batch.enumerated() {
+            let seq = plan.sequences[si]
+            let n = seq.count, ctx = seq.start + n
+            let qBase = qkv + seq.row * qkvDim
+            let kPtr: UnsafeMutablePointer<Float>, vPtr: UnsafeMutablePointer<Float>, ld: Int
+            if let cache = s.cache {
+                let kc = cache.keys[b].pointer, vc = cache.values[b].pointer
+                for i in 0..<n {
+                    (kc + (seq.start + i) * kvDim).update(from: qBase + i * qkvDim + qDim, count: kvDim)
+                    (vc + (seq.start + i) * kvDim).update(from: qBase + i * qkvDim + qDim + kvDim, count: kvDim)
+                }
+                (kPtr, vPtr, ld) = (kc, vc, kvDim)
+            } else {
+                (kPtr, vPtr, ld) = (qBase + qDim, qBase + qDim + kvDim, qkvDim)
             }
-            (kPtr, vPtr, ld) = (kc, vc, kvDim)
-        } else {
-            (kPtr, vPtr, ld) = (qBase + qDim, qBase + qDim + kvDim, qkvDim)
+            let tiled: Bool
+            if simd && ctx <= ws.smallAttentionLimit {
+                tiled = false
+            } else if simd && n > 1 && ws.tiledAttention {
+                tiled = true
+            } else {
+                attentionBLAS(seq: seq, q: qBase, keys: kPtr, values: vPtr, ld: ld,
+                              out: out + seq.row * qDim, scale: scale, ws: ws)
+                continue
+            }
+            let ldk = tiled ? Kernels.packedKeyStride(ctx) : 0
+            let index = ws.attentionSequences.count
+            ws.attentionSequences.append(AttentionSequence(
+                q: qBase, keys: kPtr, values: vPtr, ld: ld, out: out + seq.row * qDim,
+                start: seq.start, count: n, keysT: packedKeys, ldk: ldk))
+            if tiled {
+                packedKeys += kvHeads * hd * ldk
+                scratch = max(scratch, Kernels.causalRowBlock * ldk)
+                // Later tiles see more keys: queue them first so the slowest units start early.
+                let rowsPerTile = ForwardWorkspace.attentionTileRows
+                let tiles = (n + rowsPerTile - 1) / rowsPerTile
+                for t in stride(from: tiles - 1, through: 0, by: -1) {
+                    let r0 = t * rowsPerTile, r1 = min(n, r0 + rowsPerTile)
+                    for h in 0..<heads { ws.attentionUnits.append(AttentionUnit(sequence: index, head: h, rows: r0..<r1)) }
+                }
+            } else {
+                scratch = max(scratch, ctx)
+                for h in 0..<heads { ws.attentionUnits.append(AttentionUnit(sequence: index, head: h, rows: 0..<n)) }
+            }
+            // Multiply-adds of QKᵀ and SV over the visible keys (×2 flops).
+            work += 4 * heads * hd * n * (seq.start + (n + 1) / 2)
         }
+        let units = ws.attentionUnits, seqs = ws.attentionSequences
+        guard !units.isEmpty else { return }
+        let threads = plan.rows > 1 && work >= ws.parallelAttentionWork ? workers : 1
+        ws.reserveAttentionScratch(workers: threads, scores: scratch, packedKeys: packedKeys)
+        let keysT = ws.keysT.pointer, scores = ws.workerScores
+
+        // Keys of the tiled sequences, transposed per KV head.
+        if packedKeys > 0 {
+            Parallel.forEach(count: seqs.count * kvHeads, workers: threads) { _, i in
+                let a = seqs[i / kvHeads], g = i % kvHeads
+                guard a.ldk > 0 else { return }
+                Kernels.packKeysTransposed(a.keys + g * hd, ld: a.ld, count: a.start + a.count, headDim: hd,
+                                           into: keysT + a.keysT + g * hd * a.ldk, stride: a.ldk)
+            }
+        }
+        Parallel.forEach(count: units.count, workers: threads) { worker, u in
+            let unit = units[u], a = seqs[unit.sequence]
+            let h = unit.head, g = h / group
+            let S = scores[worker].pointer
+            if a.ldk > 0 {
+                var i = unit.rows.lowerBound
+                while i < unit.rows.upperBound {
+                    let r = min(Kernels.causalRowBlock, unit.rows.upperBound - i)
+                    Kernels.attendCausalRows(
+                        q: a.q + i * qkvDim + h * hd, ldq: qkvDim, rows: r, visible: a.start + i + 1,
+                        keysT: keysT + a.keysT + g * hd * a.ldk, ldk: a.ldk, values: a.values + g * hd, ldv: a.ld,
+                        headDim: hd, scale: scale, scores: S, out: a.out + i * qDim + h * hd, ldo: qDim)
+                    i += r
+                }
+            } else {
+                // Short contexts: SIMD dot products beat BLAS call overhead.
+                for i in unit.rows {
+                    Kernels.attendOne(q: a.q + i * qkvDim + h * hd, keys: a.keys + g * hd, values: a.values + g * hd,
+                                      ld: a.ld, count: a.start + i + 1, headDim: hd, scale: scale, scores: S,
+                                      out: a.out + i * qDim + h * hd)
+                }
+            }
+        }
+    }
+
+    /// Attention of one sequence through BLAS (sgemv for one row, otherwise sgemm over the
+    /// full score matrix, masked in the softmax), one head after another on this thread.
+    private func attentionBLAS(
+        seq: Plan.Seq, q qBase: UnsafeMutablePointer<Float>, keys kPtr: UnsafeMutablePointer<Float>,
+        values vPtr: UnsafeMutablePointer<Float>, ld: Int, out: UnsafeMutablePointer<Float>,
+        scale: Float, ws: ForwardWorkspace
+    ) {
+        let cfg = config
+        let qDim = cfg.qDim, qkvDim = qDim + 2 * cfg.kvDim, hd = cfg.headDim
+        let n = seq.count, ctx = seq.start + n
         ws.scores.reserve(n * ctx)
         let S = ws.scores.pointer
         let group = cfg.headCount / cfg.kvHeadCount
-        let small = ctx <= ws.smallAttentionLimit && hd % 16 == 0
         for h in 0..<cfg.headCount {
             let g = h / group
             let q = qBase + h * hd
             let k = kPtr + g * hd, v = vPtr + g * hd
-            let o = out + seq.row * qDim + h * hd
-            if small {
-                // Short contexts: SIMD dot products beat BLAS call overhead.
-                for i in 0..<n {
-                    Kernels.attendOne(q: q + i * qkvDim, keys: k, values: v, ld: ld, count: seq.start + i + 1,
-                                      headDim: hd, scale: scale, scores: S, out: o + i * qDim)
-                }
-            } else if n == 1 {
+            let o = out + h * hd
+            if n == 1 {
                 cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(ctx), Int32(hd), scale, k, Int32(ld), q, 1, 0, S, 1)
                 Kernels.softmax(S, n: ctx, valid: ctx)
                 cblas_sgemv(CblasRowMajor, CblasTrans, Int32(ctx), Int32(hd), 1, v, Int32(ld), S, 1, 0, o, 1)
@@ -419,16 +522,63 @@ public final class LlamaModel: @unchecked Sendable {
     }
 }
 
+/// One sequence's operands for the SIMD attention kernels.
+struct AttentionSequence {
+    var q: UnsafeMutablePointer<Float>          // first query row; rows qkvDim apart
+    var keys: UnsafeMutablePointer<Float>       // key rows `ld` apart (KV head g at + g·headDim)
+    var values: UnsafeMutablePointer<Float>
+    var ld: Int
+    var out: UnsafeMutablePointer<Float>        // first output row; rows qDim apart
+    var start: Int                              // positions already in the cache
+    var count: Int                              // query rows
+    var keysT: Int                              // offset of the packed keys in the workspace (tiled only)
+    var ldk: Int                                // packed key stride; 0 = per-row kernel
+}
+
+/// A piece of attention work: some query rows of one head of one sequence.
+struct AttentionUnit {
+    var sequence: Int
+    var head: Int
+    var rows: Range<Int>
+}
+
 /// Scratch memory for forward passes, grown on demand and reused: one per thread of work.
 public final class ForwardWorkspace: @unchecked Sendable {
     let x = FloatBuffer(count: 1), xn = FloatBuffer(count: 1), qkv = FloatBuffer(count: 1)
     let attn = FloatBuffer(count: 1), gateUp = FloatBuffer(count: 1), ffn = FloatBuffer(count: 1)
     let final = FloatBuffer(count: 1), scores = FloatBuffer(count: 1), logits = FloatBuffer(count: 1)
     let cos = FloatBuffer(count: 1), sin = FloatBuffer(count: 1)
-    /// Contexts up to this length use the SIMD attention kernel instead of BLAS calls.
+    /// Packed (transposed) keys for the tiled attention kernel.
+    let keysT = FloatBuffer(count: 1)
+    /// Attention scores scratch, one buffer per worker thread.
+    private(set) var workerScores: [FloatBuffer] = []
+    /// Per-pass attention bookkeeping, kept to reuse its storage.
+    var attentionSequences: [AttentionSequence] = []
+    var attentionUnits: [AttentionUnit] = []
+
+    /// Contexts up to this length use the per-row SIMD attention kernel.
     var smallAttentionLimit = 128
+    /// Multi-row runs over longer contexts use the tiled causal kernel; false sends them to the
+    /// BLAS path (full score matrix), kept as the reference the tiled kernel is tested against.
+    var tiledAttention = true
+    /// Threads for the element-wise and attention work; nil follows the BLAS thread count.
+    var threadLimit: Int?
+
+    /// Query rows per unit of tiled attention work (a multiple of `Kernels.causalRowBlock`).
+    static let attentionTileRows = 48
+    /// Attention flops below which a pass runs its attention on one thread (about 50 µs).
+    var parallelAttentionWork = 1 << 21
 
     public init() {}
+
+    /// Threads a forward pass spreads its non-BLAS work over.
+    var workerCount: Int { max(1, threadLimit ?? BLAS.threads) }
+
+    func reserveAttentionScratch(workers: Int, scores: Int, packedKeys: Int) {
+        while workerScores.count < workers { workerScores.append(FloatBuffer(count: scores)) }
+        for w in 0..<workers { workerScores[w].reserve(scores) }
+        keysT.reserve(packedKeys)
+    }
 
     func reserve(rows: Int, config c: ModelConfig) {
         x.reserve(rows * c.hiddenSize)
