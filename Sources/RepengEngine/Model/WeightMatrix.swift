@@ -1,4 +1,5 @@
-// Weight matrices of a loaded model and the matrix products over them (OpenBLAS sgemm/sgemv).
+// Weight matrices of a loaded model and the matrix products over them (OpenBLAS sgemm; the
+// weight-streaming kernel for decode-sized batches).
 import CBLAS
 
 /// A weight matrix of `rows` × `cols` (out × in, row-major, as GGUF stores `ne = [cols, rows]`).
@@ -29,21 +30,28 @@ public final class WeightMatrix: @unchecked Sendable {
     /// Bytes resident for this matrix.
     public var residentBytes: Int { rows * cols * MemoryLayout<Float>.stride }
 
-    /// y[n, rows] = x[n, cols] · Wᵀ (+ beta·y). Uses sgemv for a single row.
+    /// y[n, rows] = x[n, cols] · Wᵀ (+ y when accumulating). Small batches (decode steps) use
+    /// the weight-streaming kernel, larger ones sgemm.
     @inline(__always)
     func apply(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
         apply(x, n: n, ldx: cols, into: y, ldy: rows, accumulate: accumulate)
     }
 
+    /// Output rows per work item of the streaming kernel.
+    static let streamingChunkRows = 64
+
     /// Strided form: x rows `ldx` apart, y rows `ldy` apart.
     func apply(_ x: UnsafePointer<Float>, n: Int, ldx: Int, into y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool) {
-        let beta: Float = accumulate ? 1 : 0
-        if n == 1 {
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(rows), Int32(cols), 1, f32, Int32(cols),
-                        x, 1, beta, y, 1)
+        if n <= Kernels.streamingBatchLimit {
+            let w = UnsafePointer(f32), rows = self.rows, cols = self.cols, chunk = Self.streamingChunkRows
+            let chunks = (rows + chunk - 1) / chunk
+            Parallel.forEach(count: chunks, workers: BLAS.threads) { _, c in
+                Kernels.streamingProduct(x, n: n, ldx: ldx, w: w, cols: cols, outRows: (c * chunk)..<min(rows, (c + 1) * chunk),
+                                         into: y, ldy: ldy, accumulate: accumulate)
+            }
         } else {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(rows), Int32(cols), 1,
-                        x, Int32(ldx), f32, Int32(cols), beta, y, Int32(ldy))
+                        x, Int32(ldx), f32, Int32(cols), accumulate ? 1 : 0, y, Int32(ldy))
         }
     }
 }
