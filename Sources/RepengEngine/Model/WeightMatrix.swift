@@ -30,22 +30,30 @@ public final class WeightMatrix: @unchecked Sendable {
     /// Bytes resident for this matrix.
     public var residentBytes: Int { rows * cols * MemoryLayout<Float>.stride }
 
-    /// y[n, rows] = x[n, cols] · Wᵀ (+ y when accumulating). Small batches (decode steps) use
-    /// the weight-streaming kernel, larger ones sgemm.
+    /// y[n, rows] = x[n, cols] · Wᵀ (+ y when accumulating). One row uses sgemv, small batches
+    /// (batched decode steps) the weight-streaming kernel, larger ones sgemm.
     @inline(__always)
     func apply(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
         apply(x, n: n, ldx: cols, into: y, ldy: rows, accumulate: accumulate)
     }
 
-    /// Output rows per work item of the streaming kernel.
+    /// Fewest output rows per work item of the streaming kernel.
     static let streamingChunkRows = 64
 
     /// Strided form: x rows `ldx` apart, y rows `ldy` apart.
     func apply(_ x: UnsafePointer<Float>, n: Int, ldx: Int, into y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool) {
-        if n <= Kernels.streamingBatchLimit {
-            let w = UnsafePointer(f32), rows = self.rows, cols = self.cols, chunk = Self.streamingChunkRows
+        if n == 1 {
+            // One row: OpenBLAS sgemv (its spinning worker threads hand off faster than a
+            // dispatch per matrix, which costs ~25% of a single decode step here).
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(rows), Int32(cols), 1, f32, Int32(cols), x, 1,
+                        accumulate ? 1 : 0, y, 1)
+        } else if n <= Kernels.streamingBatchLimit {
+            // A few large items per thread: little dispatch per matrix, balanced by claiming.
+            let workers = BLAS.threads
+            let w = UnsafePointer(f32), rows = self.rows, cols = self.cols
+            let chunk = max(Self.streamingChunkRows, (rows + 4 * workers - 1) / (4 * workers))
             let chunks = (rows + chunk - 1) / chunk
-            Parallel.forEach(count: chunks, workers: BLAS.threads) { _, c in
+            Parallel.forEach(count: chunks, workers: workers) { _, c in
                 Kernels.streamingProduct(x, n: n, ldx: ldx, w: w, cols: cols, outRows: (c * chunk)..<min(rows, (c + 1) * chunk),
                                          into: y, ldy: ldy, accumulate: accumulate)
             }
