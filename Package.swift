@@ -38,9 +38,10 @@ let package = Package(
             path: "Sources/CBLAS",
             providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
         ),
+        .target(name: "CKernelSupport", path: "Sources/CKernelSupport"),
         .target(
             name: "RepengEngine",
-            dependencies: ["CBLAS"],
+            dependencies: ["CBLAS", "CKernelSupport"],
             swiftSettings: engineFlags
         ),
         .target(

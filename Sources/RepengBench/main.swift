@@ -1,6 +1,7 @@
 // repeng-bench: load, prefill, decode and hidden-state extraction throughput of the engine.
 //   repeng-bench MODEL.gguf [--threads N] [--strings FILE] [--json] [--skip-decode] [--prefill-only]
 //   repeng-bench MODEL.gguf --train [--pairs N] [--dump-dataset FILE.json]   (training time)
+//   repeng-bench MODEL.gguf --batched-decode [--batches 1,2,4,8] [--steps N]      (batched decode steps)
 import Foundation
 import RepengEngine
 import RepengSteering
@@ -15,6 +16,9 @@ struct Options {
     var train = false
     var pairs = 200
     var dumpDataset: String?
+    var batchedDecode = false
+    var batches = [1, 2, 4, 8]
+    var steps = 48
 }
 
 func parse() -> Options {
@@ -30,8 +34,11 @@ func parse() -> Options {
         case "--train": o.train = true
         case "--pairs": o.pairs = Int(args.popFirst() ?? "") ?? o.pairs
         case "--dump-dataset": o.dumpDataset = args.popFirst()
+        case "--batched-decode": o.batchedDecode = true
+        case "--batches": o.batches = (args.popFirst() ?? "").split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }
+        case "--steps": o.steps = max(1, Int(args.popFirst() ?? "") ?? o.steps)
         case "-h", "--help":
-            print("usage: repeng-bench MODEL.gguf [--threads N] [--strings FILE] [--json] [--skip-decode] [--prefill-only]\n       repeng-bench MODEL.gguf --train [--pairs N] [--dump-dataset FILE.json] [--json]")
+            print("usage: repeng-bench MODEL.gguf [--threads N] [--strings FILE] [--json] [--skip-decode] [--prefill-only]\n       repeng-bench MODEL.gguf --train [--pairs N] [--dump-dataset FILE.json] [--json]\n       repeng-bench MODEL.gguf --batched-decode [--batches 1,2,4,8] [--steps N] [--json]")
             exit(0)
         default: o.model = a
         }
@@ -95,6 +102,10 @@ do {
     report("load_s", now() - t0, "s")
     if !opt.json { print("OpenBLAS kernels: \(BLAS.coreName), \(BLAS.threads) thread(s)") }
     guard let tok = model.tokenizer else { fail(EngineError.invalidArgument("model has no tokenizer")) }
+    if opt.batchedDecode {
+        try benchBatchedDecode(model, tokenizer: tok)
+        exit(0)
+    }
     if opt.train {
         try benchTraining(model)
         exit(0)
@@ -242,4 +253,51 @@ do {
     report("train_min_cosine_shared_vs_not", minCos, "")
     report("peak_rss_mib", peakRSSMiB(), "MiB")
     printJSON()
+}
+
+/// Batched decode steps as the daemon runs them: n sequences with their own caches, each
+/// prefilled alone with a different prompt, then `steps` decodeSteps of one token each (greedy
+/// argmax, EOS ignored). Reports tokens/s per batch size and the ratio to one sequence; the
+/// best of three runs of each size counts.
+@MainActor func benchBatchedDecode(_ model: LlamaModel, tokenizer tok: any Tokenizer) throws {
+    let strings = try JSONDecoder().decode([String].self, from: Data(contentsOf: URL(fileURLWithPath: opt.strings)))
+    let ws = ForwardWorkspace()
+    let vocab = model.config.vocabSize
+    let maxN = opt.batches.max() ?? 1
+    let logits = UnsafeMutablePointer<Float>.allocate(capacity: vocab * maxN)
+    defer { logits.deallocate() }
+    var single = 0.0
+    for n in opt.batches {
+        var best = Double.infinity
+        for _ in 0..<3 {
+            var caches: [KVCache] = []
+            var next: [Int32] = []
+            for i in 0..<n {
+                let cache = model.makeCache(capacity: 64 + opt.steps)
+                try model.decodeStep([SequenceInput(tokens: tok.encode(strings[i % strings.count], addSpecial: true), cache: cache)],
+                                     workspace: ws, logits: logits)
+                caches.append(cache)
+                next.append(argmax(logits, vocab))
+            }
+            let t = now()
+            for _ in 0..<opt.steps {
+                let batch = (0..<n).map { SequenceInput(tokens: [next[$0]], cache: caches[$0]) }
+                try model.decodeStep(batch, workspace: ws, logits: logits)
+                for i in 0..<n { next[i] = argmax(logits + i * vocab, vocab) }
+            }
+            best = min(best, now() - t)
+        }
+        let rate = Double(n * opt.steps) / best
+        if n == 1 { single = rate }
+        report("batched_decode_\(n)_tok_per_s", rate, "tokens/s")
+        report("batched_decode_\(n)_step_ms", best / Double(opt.steps) * 1000, "ms")
+        if single > 0 { report("batched_decode_\(n)_vs_one", rate / single, "x") }
+    }
+    printJSON()
+}
+
+func argmax(_ p: UnsafePointer<Float>, _ n: Int) -> Int32 {
+    var best = 0
+    for i in 1..<n where p[i] > p[best] { best = i }
+    return Int32(best)
 }

@@ -181,8 +181,10 @@ final class ParallelForwardTests: XCTestCase {
             worst = max(worst, maxRelDiff(together[i]!, single))
         }
         worst = max(worst, maxRelDiff(pairs[0]!, together[0]!), maxRelDiff(pairs[11]!, together[11]!))
+        // Every weight product of a decode step, one row or many, runs the streaming kernel,
+        // whose per-row arithmetic does not depend on the batch: exactly equal.
         print("decode step alone vs in a batch of 2 or 12: max relative difference \(worst)")
-        XCTAssertLessThan(worst, kernelTolerance)
+        XCTAssertEqual(worst, 0)
     }
 
     /// Prefill continued from a cache (query rows start after cached positions) through the

@@ -45,8 +45,9 @@ final class StreamingProductTests: XCTestCase {
                 }
             }
         }
-        print("streaming product vs double reference: max relative error \(worst)")
-        XCTAssertLessThan(worst, 1e-5)
+        // f32 sums of up to 1,536 products of values in [-1, 1], 192 per lane.
+        print("streaming product vs double reference: max relative error \(worst) (tolerance 3e-5)")
+        XCTAssertLessThan(worst, 3e-5)
     }
 
     func testAccumulateAndWeightMatrixPaths() throws {
@@ -68,7 +69,7 @@ final class StreamingProductTests: XCTestCase {
                 }
             }
             let err = zip(y, ref).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
-            XCTAssertLessThan(err, 1e-5, "n = \(n)")
+            XCTAssertLessThan(err, 3e-5, "n = \(n)")
         }
     }
 }

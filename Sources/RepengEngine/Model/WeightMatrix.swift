@@ -30,8 +30,8 @@ public final class WeightMatrix: @unchecked Sendable {
     /// Bytes resident for this matrix.
     public var residentBytes: Int { rows * cols * MemoryLayout<Float>.stride }
 
-    /// y[n, rows] = x[n, cols] · Wᵀ (+ y when accumulating). One row uses sgemv, small batches
-    /// (batched decode steps) the weight-streaming kernel, larger ones sgemm.
+    /// y[n, rows] = x[n, cols] · Wᵀ (+ y when accumulating). Up to `streamingBatchLimit` rows
+    /// (decode steps, single or batched) use the weight-streaming kernel, larger ones sgemm.
     @inline(__always)
     func apply(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
         apply(x, n: n, ldx: cols, into: y, ldy: rows, accumulate: accumulate)
@@ -42,13 +42,8 @@ public final class WeightMatrix: @unchecked Sendable {
 
     /// Strided form: x rows `ldx` apart, y rows `ldy` apart.
     func apply(_ x: UnsafePointer<Float>, n: Int, ldx: Int, into y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool) {
-        if n == 1 {
-            // One row: OpenBLAS sgemv (its spinning worker threads hand off faster than a
-            // dispatch per matrix, which costs ~25% of a single decode step here).
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(rows), Int32(cols), 1, f32, Int32(cols), x, 1,
-                        accumulate ? 1 : 0, y, 1)
-        } else if n <= Kernels.streamingBatchLimit {
-            // A few large items per thread: little dispatch per matrix, balanced by claiming.
+        if n <= Kernels.streamingBatchLimit {
+            // A few large items per thread, claimed as threads come free.
             let workers = BLAS.threads
             let w = UnsafePointer(f32), rows = self.rows, cols = self.cols
             let chunk = max(Self.streamingChunkRows, (rows + 4 * workers - 1) / (4 * workers))
@@ -58,6 +53,7 @@ public final class WeightMatrix: @unchecked Sendable {
                                          into: y, ldy: ldy, accumulate: accumulate)
             }
         } else {
+            Parallel.parkWorkers()
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(rows), Int32(cols), 1,
                         x, Int32(ldx), f32, Int32(cols), accumulate ? 1 : 0, y, Int32(ldy))
         }

@@ -1,5 +1,5 @@
-// Splitting the forward pass's non-BLAS work across threads: a parallel for-each over
-// independent items on Dispatch's thread pool, with items claimed one at a time.
+// Splitting the forward pass's work across threads: a parallel for-each over independent
+// items on the engine's worker pool, with items claimed one at a time.
 import Dispatch
 import Synchronization
 
@@ -23,16 +23,17 @@ enum Parallel {
             return
         }
         withoutActuallyEscaping(body) { body in
-            let job = Job(body: body)
-            DispatchQueue.concurrentPerform(iterations: threads) { worker in
-                while true {
-                    let item = job.next.wrappingAdd(1, ordering: .relaxed).oldValue
-                    if item >= count { break }
-                    job.body(worker, item)
-                }
-            }
+            let job = WorkerPool.Job(count: count, body: body)
+            // The engine's pool; Dispatch when another thread is using it (two models decoding,
+            // training beside generation) or from inside a pool loop.
+            if WorkerPool.shared.run(job, helpers: threads - 1) { return }
+            DispatchQueue.concurrentPerform(iterations: threads) { worker in job.run(worker: worker) }
         }
     }
+
+    /// Lets the pool's spinning threads sleep now, before work that brings its own threads
+    /// (OpenBLAS sgemm).
+    static func parkWorkers() { WorkerPool.shared.park() }
 
     /// Calls `body(range)` on consecutive ranges covering `0..<rows`, in parallel when the rows
     /// hold at least two chunks' worth of values (`valuesPerRow` each) and `workers > 1`;
@@ -48,12 +49,5 @@ enum Parallel {
         forEach(count: (rows + size - 1) / size, workers: workers) { _, c in
             body((c * size)..<min(rows, (c + 1) * size))
         }
-    }
-
-    /// The shared state of one `forEach`: the body and the next unclaimed item.
-    private final class Job: @unchecked Sendable {
-        let body: (Int, Int) -> Void
-        let next = Atomic<Int>(0)
-        init(body: @escaping (Int, Int) -> Void) { self.body = body }
     }
 }

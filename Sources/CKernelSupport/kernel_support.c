@@ -1,0 +1,2 @@
+// Everything in this module is inline in include/kernel_support.h; SwiftPM needs one source.
+#include "kernel_support.h"
