@@ -1,4 +1,5 @@
 // Sampling: transformers' processor semantics on hand-made logits, and seeded reproducibility.
+import Foundation
 import XCTest
 @testable import RepengEngine
 
@@ -63,6 +64,67 @@ final class SamplerTests: XCTestCase {
         }
         XCTAssertEqual(seq1, seq2)
         XCTAssertGreaterThan(Set(seq1).count, 5)
+    }
+
+    /// The kept tokens and probabilities by the processors' definitions, on a full sort of
+    /// the candidates (the plain reference of `Sampler.keptDistribution`), in double precision.
+    func referenceDistribution(_ logits: [Float], _ p: SamplingParameters) -> [Int32: Double] {
+        let top = logits.max()!
+        let order = logits.indices.filter { logits[$0] >= top - Sampler.candidateGap }
+            .sorted { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
+        var keep = order.count
+        if p.topK > 0, p.topK < keep {
+            let threshold = logits[order[p.topK - 1]]
+            keep = p.topK
+            while keep < order.count, logits[order[keep]] >= threshold { keep += 1 }
+        }
+        let m = logits[order[0]]
+        var probs = order.prefix(keep).map { exp(Double(logits[$0] - m)) }
+        var total = probs.reduce(0, +)
+        probs = probs.map { $0 / total }
+        if p.topP < 1 {
+            var cum = 0.0
+            while keep > 1, cum + probs[keep - 1] <= 1 - Double(p.topP) {
+                cum += probs[keep - 1]
+                keep -= 1
+            }
+            total = probs.prefix(keep).reduce(0, +)
+            probs = probs.prefix(keep).map { $0 / total }
+        }
+        var out: [Int32: Double] = [:]
+        for i in 0..<keep where probs[i] >= Double(p.minP) * probs[0] { out[Int32(order[i])] = probs[i] }
+        let sum = out.values.reduce(0, +)
+        return out.mapValues { $0 / sum }
+    }
+
+    /// Selection instead of a full sort keeps the same tokens with the same probabilities, for
+    /// every processor combination, on a vocabulary the size of SmolLM2's.
+    func testKeptDistributionMatchesFullSortReference() {
+        var rng = SeededGenerator(seed: 5)
+        let vocab = 49152
+        let settings = [SamplingParameters(temperature: 1), SamplingParameters(temperature: 1, topK: 40),
+                        SamplingParameters(temperature: 1, topP: 0.9), SamplingParameters(temperature: 1, topP: 0.999),
+                        SamplingParameters(temperature: 1, minP: 0.05), SamplingParameters(temperature: 1, topK: 1),
+                        SamplingParameters(temperature: 1, topK: 50, topP: 0.95, minP: 0.02)]
+        var worst = 0.0, compared = 0
+        for round in 0..<12 {
+            // Spread like a model's logits: most far below the top, a few close to it; some ties.
+            let spread = Float(1 + round % 4 * 4)
+            let logits = (0..<vocab).map { i in (i % 97 == 0) ? Float(spread) : Float(rng.nextUnit() * rng.nextUnit() * rng.nextUnit()) * spread * 4 - spread * 2 }
+            for p in settings {
+                var s = Sampler(parameters: p, vocabSize: vocab)
+                let n = logits.withUnsafeBufferPointer { s.keptDistribution($0.baseAddress!) }
+                let ref = referenceDistribution(logits, p)
+                XCTAssertEqual(n, ref.count, "spread \(spread), \(p)")
+                for i in 0..<n {
+                    guard let r = ref[s.keptToken(i)] else { XCTFail("token \(s.keptToken(i)) not in the reference"); break }
+                    worst = max(worst, abs(Double(s.keptProbability(i)) - r))
+                }
+                compared += 1
+            }
+        }
+        print("sampler kept distribution vs full-sort reference: \(compared) cases, max probability difference \(worst) (tolerance 1e-6)")
+        XCTAssertLessThan(worst, 1e-6)
     }
 
     func testValidation() {

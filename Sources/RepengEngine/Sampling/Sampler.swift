@@ -90,6 +90,7 @@ public struct Sampler: Sendable {
     private var seenList: [Int32]
     private var order: [Int32]
     private var probs: [Float]
+    private var keys: [UInt64] = []
 
     public init(parameters: SamplingParameters, vocabSize: Int) {
         self.parameters = parameters
@@ -126,70 +127,158 @@ public struct Sampler: Sendable {
         return sampleWarped(logits)
     }
 
+    /// Tokens whose (temperature-scaled) logit is more than this below the maximum are left
+    /// out: each has under e^-30 ≈ 1e-13 of the top token's probability, together (≤ 5e-9 for
+    /// 49k tokens) below the resolution of the f32 cumulative sum the draw walks.
+    static let candidateGap: Float = 30
+
+    /// Most likely candidates sorted first when top-p needs descending order; the rest are
+    /// sorted only if these do not reach p.
+    static let sortedPrefix = 256
+
+    /// The tokens that may be drawn and their probabilities, after top-k, top-p and min-p on
+    /// `logits` (already penalized and divided by the temperature). Fills `order[0..<n]` and
+    /// `probs[0..<n]` and returns n (at least 1). Candidates are found by selection, not a
+    /// sort of the whole vocabulary: only top-p needs them in order, and then usually only the
+    /// first few hundred.
+    mutating func keptDistribution(_ logits: UnsafePointer<Float>) -> Int {
+        let p = parameters
+        if order.count != vocabSize {
+            order = [Int32](repeating: 0, count: vocabSize)
+            probs = [Float](repeating: 0, count: vocabSize)
+            keys = [UInt64](repeating: 0, count: vocabSize)
+        }
+        let best = Kernels.argmax(logits, vocabSize)
+        let top = logits[best]
+        return keys.withUnsafeMutableBufferPointer { kb in
+            order.withUnsafeMutableBufferPointer { ob in
+                probs.withUnsafeMutableBufferPointer { pb in
+                    let key = kb.baseAddress!, ord = ob.baseAddress!, prob = pb.baseAddress!
+                    // Sort keys: the logit's bits made order-preserving and inverted, then the
+                    // id, so ascending keys are descending logits with ties by id.
+                    let floor = top - Self.candidateGap
+                    var n = 0
+                    for i in 0..<vocabSize where logits[i] >= floor {
+                        let bits = logits[i].bitPattern
+                        let ordered = bits & 0x8000_0000 != 0 ? ~bits : bits | 0x8000_0000
+                        key[n] = UInt64(~ordered) << 32 | UInt64(i)
+                        n += 1
+                    }
+                    if n == 0 {  // no finite logit
+                        ord[0] = Int32(best)
+                        prob[0] = 1
+                        return 1
+                    }
+                    // top-k: the k largest logits, plus ties with the k-th.
+                    if p.topK > 0, p.topK < n {
+                        Self.select(key, count: n, first: p.topK)
+                        let kth = key[p.topK - 1] >> 32
+                        var k = p.topK
+                        for i in p.topK..<n where key[i] >> 32 == kth {
+                            (key[i], key[k]) = (key[k], key[i])
+                            k += 1
+                        }
+                        n = k
+                    }
+                    // top-p: the shortest run of most likely tokens whose probability reaches p
+                    // (the most likely token always stays).
+                    if p.topP < 1 {
+                        var total = 0.0
+                        for i in 0..<n { total += Double(Foundation.exp(Self.logit(key[i]) - top)) }
+                        // Sort a growing run of the most likely tokens until it reaches p: each
+                        // round selects the next run from the rest (all less likely) and sorts it.
+                        let target = Double(p.topP) * total
+                        var sorted = 0, cum = 0.0, cut = 0, run = Self.sortedPrefix
+                        while true {
+                            let end = min(n, sorted + run)
+                            Self.select(key + sorted, count: n - sorted, first: end - sorted)
+                            var piece = UnsafeMutableBufferPointer(start: key + sorted, count: end - sorted)
+                            piece.sort()
+                            sorted = end
+                            while cut < sorted, cum < target {
+                                cum += Double(Foundation.exp(Self.logit(key[cut]) - top))
+                                cut += 1
+                            }
+                            if cum >= target || sorted == n { break }
+                            run *= 8
+                        }
+                        n = max(1, cut)
+                    }
+                    // Softmax over the kept tokens.
+                    var total = 0.0, most: Float = 0
+                    for i in 0..<n {
+                        let e = Foundation.exp(Self.logit(key[i]) - top)
+                        prob[i] = e
+                        total += Double(e)
+                    }
+                    for i in 0..<n {
+                        prob[i] = Float(Double(prob[i]) / total)
+                        most = max(most, prob[i])
+                    }
+                    // min-p: drop tokens with probability below minP × the top probability.
+                    var kept = n
+                    if p.minP > 0 {
+                        let threshold = p.minP * most
+                        kept = 0
+                        var sum = 0.0
+                        for i in 0..<n where prob[i] >= threshold {
+                            key[kept] = key[i]
+                            prob[kept] = prob[i]
+                            sum += Double(prob[i])
+                            kept += 1
+                        }
+                        if kept < n { for i in 0..<kept { prob[i] = Float(Double(prob[i]) / sum) } }
+                    }
+                    for i in 0..<kept { ord[i] = Int32(truncatingIfNeeded: key[i]) }
+                    return kept
+                }
+            }
+        }
+    }
+
+    /// Token `i` of the last `keptDistribution` and its probability (for tests).
+    func keptToken(_ i: Int) -> Int32 { order[i] }
+    func keptProbability(_ i: Int) -> Float { probs[i] }
+
     private mutating func sampleWarped(_ logits: UnsafeMutablePointer<Float>) -> Int32 {
-        let p = parameters, n = vocabSize
-        // Candidates sorted by logit, descending (ties by id for determinism).
-        if order.count != n { order = (0..<Int32(n)).map { $0 } ; probs = [Float](repeating: 0, count: n) }
-        for i in 0..<n { order[i] = Int32(i) }
-        order.sort { a, b in
-            let x = logits[Int(a)], y = logits[Int(b)]
-            return x > y || (x == y && a < b)
-        }
-        var keep = n
-        // top-k: drop tokens whose logit is below the k-th largest (ties with it are kept).
-        if p.topK > 0, p.topK < n {
-            let threshold = logits[Int(order[p.topK - 1])]
-            var k = p.topK
-            while k < n, logits[Int(order[k])] >= threshold { k += 1 }
-            keep = k
-        }
-        // Softmax over the kept candidates.
-        let m = logits[Int(order[0])]
-        var total: Double = 0
-        for i in 0..<keep {
-            let e = Float(Foundation.exp(Double(logits[Int(order[i])] - m)))
-            probs[i] = e
-            total += Double(e)
-        }
-        for i in 0..<keep { probs[i] = Float(Double(probs[i]) / total) }
-        // top-p: in ascending order, drop tokens while the cumulative probability ≤ 1 − p;
-        // the most likely token always stays.
-        if p.topP < 1 {
-            var cum: Float = 0
-            var drop = 0
-            for i in stride(from: keep - 1, to: 0, by: -1) {
-                cum += probs[i]
-                if cum <= 1 - p.topP { drop += 1 } else { break }
-            }
-            if drop > 0 {
-                keep -= drop
-                renormalize(keep)
-            }
-        }
-        // min-p: drop tokens with probability below minP × the top probability.
-        if p.minP > 0 {
-            let threshold = p.minP * probs[0]
-            var k = 1
-            while k < keep, probs[k] >= threshold { k += 1 }
-            if k < keep {
-                keep = k
-                renormalize(keep)
-            }
-        }
-        // Draw.
+        let n = keptDistribution(logits)
         let u = Float(rng.nextUnit())
         var cum: Float = 0
-        for i in 0..<keep {
+        for i in 0..<n {
             cum += probs[i]
             if u < cum { return order[i] }
         }
-        return order[keep - 1]
+        return order[n - 1]
     }
 
-    private mutating func renormalize(_ keep: Int) {
-        var s: Float = 0
-        for i in 0..<keep { s += probs[i] }
-        for i in 0..<keep { probs[i] /= s }
+    /// The logit stored in a sort key.
+    @inline(__always) private static func logit(_ key: UInt64) -> Float {
+        let ordered = ~UInt32(truncatingIfNeeded: key >> 32)
+        return Float(bitPattern: ordered & 0x8000_0000 != 0 ? ordered & 0x7FFF_FFFF : ~ordered)
+    }
+
+    /// Moves the `first` smallest of `key[0..<count]` to the front (in no particular order):
+    /// quickselect with middle-of-three pivots, O(count) expected.
+    private static func select(_ key: UnsafeMutablePointer<UInt64>, count: Int, first: Int) {
+        guard first > 0, first < count else { return }
+        var lo = 0, hi = count - 1
+        let target = first - 1
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2
+            let a = key[lo], b = key[mid], c = key[hi]
+            let pivot = max(min(a, b), min(max(a, b), c))
+            var i = lo, j = hi
+            while i <= j {
+                while key[i] < pivot { i += 1 }
+                while key[j] > pivot { j -= 1 }
+                if i <= j {
+                    (key[i], key[j]) = (key[j], key[i])
+                    i += 1
+                    j -= 1
+                }
+            }
+            if target <= j { hi = j } else if target >= i { lo = i } else { return }
+        }
     }
 }
 
