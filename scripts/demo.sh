@@ -13,15 +13,8 @@ swift build -c release "${scratch[@]}" --product repengd >/dev/null
 swift build -c release "${scratch[@]}" --product repengctl >/dev/null
 bin="$(swift build -c release "${scratch[@]}" --show-bin-path)"
 
-work="$(mktemp -d)"
-sock="$work/repengd.sock"
-"$bin/repengd" --socket "$sock" --vectors "$work/vectors" --state "$work/state" \
-    --model smollm2=.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf 2> "$work/repengd.log" &
-daemon=$!
-cleanup() { kill "$daemon" 2>/dev/null || true; wait "$daemon" 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-ctl() { "$bin/repengctl" --socket "$sock" "$@"; }
-for _ in $(seq 1 100); do ctl status >/dev/null 2>&1 && break; sleep 0.2; done
+source scripts/lib/daemon.sh
+start_daemon
 ctl status
 
 echo

@@ -64,14 +64,8 @@ public enum VectorCatalogError: Error, Sendable, Equatable, CustomStringConverti
 
 /// Vector names, file names and the files the catalog ignores.
 private enum CatalogNames {
-    /// `[A-Za-z0-9_.-]{1,64}`, not starting with `.`.
-    static func isValid(_ name: String) -> Bool {
-        guard (1...64).contains(name.utf8.count), !name.hasPrefix(".") else { return false }
-        return name.utf8.allSatisfy { c in
-            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
-                || c == 0x5F || c == 0x2E || c == 0x2D
-        }
-    }
+    /// The daemon's vector name rule (`VectorName`): `[A-Za-z0-9_.-]{1,64}`, not starting with `.`.
+    static func isValid(_ name: String) -> Bool { VectorName.isValid(name) }
 
     static let extensions = ["gguf", "json"]
 

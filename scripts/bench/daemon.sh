@@ -17,16 +17,9 @@ else
     for p in repengd repengctl repeng-load; do swift build -c release --product "$p" >/dev/null; done
     bin="$(swift build -c release --show-bin-path)"
 fi
-work="$(mktemp -d)"
-sock="$work/repengd.sock"
 threads=(); [ -n "${THREADS:-}" ] && threads=(--threads "$THREADS")
-"$bin/repengd" --socket "$sock" --vectors "$work/vectors" --state "$work/state" "${threads[@]}" \
-    --model smollm2=.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf 2> "$work/repengd.log" &
-daemon=$!
-cleanup() { kill "$daemon" 2>/dev/null || true; wait "$daemon" 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-ctl() { "$bin/repengctl" --socket "$sock" "$@"; }
-for _ in $(seq 1 300); do ctl status >/dev/null 2>&1 && break; sleep 0.2; done
+source scripts/lib/daemon.sh
+start_daemon "${threads[@]}"
 ctl train happy --dataset scripts/demo/happy-sad.json --method pca_center >/dev/null 2>&1
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ "$mode" = bench ]; then
