@@ -2,6 +2,7 @@
 //   repeng-bench MODEL.gguf [--threads N] [--strings FILE] [--json] [--skip-decode] [--prefill-only]
 //   repeng-bench MODEL.gguf --train [--pairs N] [--dump-dataset FILE.json]   (training time)
 //   repeng-bench MODEL.gguf --batched-decode [--batches 1,2,4,8] [--steps N]      (batched decode steps)
+//   repeng-bench MODEL.gguf --kernels    (decode-step kernel bandwidth on one thread; sampling cost)
 import Foundation
 import RepengEngine
 import RepengSteering
@@ -17,6 +18,7 @@ struct Options {
     var pairs = 200
     var dumpDataset: String?
     var batchedDecode = false
+    var kernels = false
     var batches = [1, 2, 4, 8]
     var steps = 48
 }
@@ -35,10 +37,11 @@ func parse() -> Options {
         case "--pairs": o.pairs = Int(args.popFirst() ?? "") ?? o.pairs
         case "--dump-dataset": o.dumpDataset = args.popFirst()
         case "--batched-decode": o.batchedDecode = true
+        case "--kernels": o.kernels = true
         case "--batches": o.batches = (args.popFirst() ?? "").split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }
         case "--steps": o.steps = max(1, Int(args.popFirst() ?? "") ?? o.steps)
         case "-h", "--help":
-            print("usage: repeng-bench MODEL.gguf [--threads N] [--strings FILE] [--json] [--skip-decode] [--prefill-only]\n       repeng-bench MODEL.gguf --train [--pairs N] [--dump-dataset FILE.json] [--json]\n       repeng-bench MODEL.gguf --batched-decode [--batches 1,2,4,8] [--steps N] [--json]")
+            print("usage: repeng-bench MODEL.gguf [--threads N] [--strings FILE] [--json] [--skip-decode] [--prefill-only]\n       repeng-bench MODEL.gguf --train [--pairs N] [--dump-dataset FILE.json] [--json]\n       repeng-bench MODEL.gguf --batched-decode [--batches 1,2,4,8] [--steps N] [--json]\n       repeng-bench MODEL.gguf --kernels [--json]")
             exit(0)
         default: o.model = a
         }
@@ -102,6 +105,10 @@ do {
     report("load_s", now() - t0, "s")
     if !opt.json { print("OpenBLAS kernels: \(BLAS.coreName), \(BLAS.threads) thread(s)") }
     guard let tok = model.tokenizer else { fail(EngineError.invalidArgument("model has no tokenizer")) }
+    if opt.kernels {
+        try benchKernels(model, tokenizer: tok)
+        exit(0)
+    }
     if opt.batchedDecode {
         try benchBatchedDecode(model, tokenizer: tok)
         exit(0)
@@ -300,4 +307,52 @@ func argmax(_ p: UnsafePointer<Float>, _ n: Int) -> Int32 {
     var best = 0
     for i in 1..<n where p[i] > p[best] { best = i }
     return Int32(best)
+}
+
+/// The decode-step kernel alone on one thread against a 302 MB matrix (576 columns, like
+/// SmolLM2's), as weight bytes read per second, beside OpenBLAS sgemv; then the sampler's cost
+/// per token on the model's logits after a real prompt, for common settings.
+@MainActor func benchKernels(_ model: LlamaModel, tokenizer tok: any Tokenizer) throws {
+    BLAS.setThreads(1)
+    let cols = 576, rows = 131_072
+    let w = FloatBuffer(count: rows * cols), x = FloatBuffer(count: 16 * cols), y = FloatBuffer(count: 16 * rows)
+    for i in 0..<(rows * cols) { w.pointer[i] = Float(i % 7) * 0.01 }
+    for i in 0..<(16 * cols) { x.pointer[i] = 0.5 }
+    func rate(_ body: () -> Void) -> Double {
+        var best = Double.infinity
+        for _ in 0..<3 {
+            let t = now()
+            body()
+            best = min(best, now() - t)
+        }
+        return Double(rows * cols * MemoryLayout<Float>.stride) / best / 1e9
+    }
+    report("sgemv_1_row_gb_per_s", rate { BLAS.sgemv(w.pointer, x.pointer, y.pointer, out: rows, inner: cols) }, "GB/s")
+    for n in [1, 4, 8, 16] {
+        let r = rate { BLAS.streamingNT(x.pointer, w.pointer, y.pointer, rows: n, out: rows, inner: cols) }
+        report("streaming_\(n)_rows_gb_per_s", r, "GB/s")
+        report("streaming_\(n)_rows_gmac_per_s", r / 4 * Double(n), "GMAC/s")
+    }
+    let prompt = tok.encode("Once upon a time, in a small village by the sea,", addSpecial: true)
+    let logits = try model.forward([SequenceInput(tokens: prompt)], options: ForwardOptions(logits: .last),
+                                   workspace: ForwardWorkspace())[0].logits
+    let settings: [(String, SamplingParameters)] = [
+        ("temperature_0.8", SamplingParameters(temperature: 0.8)),
+        ("top_k_40_top_p_0.95", SamplingParameters(temperature: 0.8, topK: 40, topP: 0.95)),
+        ("top_p_0.95", SamplingParameters(temperature: 0.8, topP: 0.95)),
+        ("temperature_1.5_top_p_0.99", SamplingParameters(temperature: 1.5, topP: 0.99)),
+    ]
+    var scratch = logits
+    for (name, p) in settings {
+        var sampler = Sampler(parameters: p, vocabSize: logits.count)
+        let t = now()
+        for _ in 0..<200 {
+            scratch.withUnsafeMutableBufferPointer { buf in
+                for i in 0..<logits.count { buf[i] = logits[i] }
+                _ = sampler.sample(buf.baseAddress!)
+            }
+        }
+        report("sample_\(name)_ms", (now() - t) / 200 * 1000, "ms/token")
+    }
+    printJSON()
 }

@@ -69,6 +69,18 @@ public enum BLAS {
 }
 
 extension BLAS {
+    /// y[rows, out] = x[rows, inner] · W[out, inner]ᵀ through the engine's decode-step kernel,
+    /// on the calling thread (for benchmarks).
+    public static func streamingNT(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                                   rows: Int, out: Int, inner: Int) {
+        Kernels.streamingProduct(x, n: rows, ldx: inner, w: w, cols: inner, outRows: 0..<out, into: y, ldy: out, accumulate: false)
+    }
+
+    /// y[out] = W[out, inner] · x[inner] with OpenBLAS sgemv (for benchmarks).
+    public static func sgemv(_ w: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, out: Int, inner: Int) {
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(out), Int32(inner), 1, w, Int32(inner), x, 1, 0, y, 1)
+    }
+
     /// y[rows, out] = x[rows, inner] · W[out, inner]ᵀ (for benchmarks and tests).
     public static func sgemmNT(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                                rows: Int, out: Int, inner: Int) {
