@@ -314,6 +314,7 @@ func argmax(_ p: UnsafePointer<Float>, _ n: Int) -> Int32 {
 /// per token on the model's logits after a real prompt, for common settings.
 @MainActor func benchKernels(_ model: LlamaModel, tokenizer tok: any Tokenizer) throws {
     BLAS.setThreads(1)
+    if !opt.json { print("kernel and sampler timings below run on 1 thread") }
     let cols = 576, rows = 131_072
     let w = FloatBuffer(count: rows * cols), x = FloatBuffer(count: 16 * cols), y = FloatBuffer(count: 16 * rows)
     for i in 0..<(rows * cols) { w.pointer[i] = Float(i % 7) * 0.01 }

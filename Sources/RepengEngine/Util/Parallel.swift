@@ -1,7 +1,6 @@
 // Splitting the forward pass's work across threads: a parallel for-each over independent
 // items on the engine's worker pool, with items claimed one at a time.
 import Dispatch
-import Synchronization
 
 /// Runs independent pieces of work on several threads. Each item's arithmetic must not depend
 /// on which thread runs it or on the other items, so results are the same for any thread count.
