@@ -1,12 +1,16 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// Release builds of the numerical targets: no overflow/bounds traps in kernels (inputs are
-// validated at the edges) and, on x86-64, AVX2/FMA-class vector code for the SIMD kernels.
+// Release builds: only the hot kernels (RepengKernels: pointer arithmetic over buffers whose
+// sizes the engine checked) drop overflow and bounds traps. Everything that reads files or
+// requests — GGUF, tokenizers, vector files, datasets, the daemon — keeps them.
+// On x86-64, AVX2/FMA-class vector code for the SIMD kernels.
 #if arch(x86_64)
-let engineFlags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"], .when(configuration: .release))]
+let kernelFlags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"], .when(configuration: .release))]
+let engineFlags: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"], .when(configuration: .release))]
 #else
-let engineFlags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+let kernelFlags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+let engineFlags: [SwiftSetting] = []
 #endif
 
 let package = Package(
@@ -40,8 +44,13 @@ let package = Package(
         ),
         .target(name: "CKernelSupport", path: "Sources/CKernelSupport"),
         .target(
+            name: "RepengKernels",
+            dependencies: ["CKernelSupport"],
+            swiftSettings: kernelFlags
+        ),
+        .target(
             name: "RepengEngine",
-            dependencies: ["CBLAS", "CKernelSupport"],
+            dependencies: ["CBLAS", "CKernelSupport", "RepengKernels"],
             swiftSettings: engineFlags
         ),
         .target(
@@ -111,7 +120,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RepengEngineTests",
-            dependencies: ["RepengEngine"],
+            dependencies: ["RepengEngine", "RepengKernels"],
             exclude: ["Fixtures"]
         ),
         .testTarget(

@@ -10,9 +10,10 @@ models="$cache/models"
 mkdir -p "$models" "$cache/dl"
 
 # --- system packages -------------------------------------------------------
-# python3-grpcio, python3-protobuf, protobuf-compiler(-grpc): the Python client example and its test.
+# python3-grpcio, python3-protobuf, protobuf-compiler(-grpc): the Python client example and its test;
+# python3-h2: the misbehaving HTTP/2 client of the abuse tests (scripts/abuse).
 need=(libopenblas-dev liblapacke-dev libsystemd-dev systemd python3 python3-pip unzip
-      python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc)
+      python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc python3-h2)
 missing=()
 for p in "${need[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,6 +3,7 @@
 //   repeng-bench MODEL.gguf --train [--pairs N] [--dump-dataset FILE.json]   (training time)
 //   repeng-bench MODEL.gguf --batched-decode [--batches 1,2,4,8] [--steps N]      (batched decode steps)
 //   repeng-bench MODEL.gguf --kernels    (decode-step kernel bandwidth on one thread; sampling cost)
+//   repeng-bench MODEL.gguf --prefill-chunks 0,64,256 [--prompt-tokens N]  (a long prompt run in chunks)
 import Foundation
 import RepengEngine
 import RepengSteering
@@ -18,6 +19,8 @@ struct Options {
     var pairs = 200
     var dumpDataset: String?
     var batchedDecode = false
+    var prefillChunks: [Int]?
+    var promptTokens = 2048
     var kernels = false
     var batches = [1, 2, 4, 8]
     var steps = 48
@@ -37,6 +40,8 @@ func parse() -> Options {
         case "--pairs": o.pairs = Int(args.popFirst() ?? "") ?? o.pairs
         case "--dump-dataset": o.dumpDataset = args.popFirst()
         case "--batched-decode": o.batchedDecode = true
+        case "--prefill-chunks": o.prefillChunks = (args.popFirst() ?? "").split(separator: ",").compactMap { Int($0) }.filter { $0 >= 0 }
+        case "--prompt-tokens": o.promptTokens = max(2, Int(args.popFirst() ?? "") ?? o.promptTokens)
         case "--kernels": o.kernels = true
         case "--batches": o.batches = (args.popFirst() ?? "").split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }
         case "--steps": o.steps = max(1, Int(args.popFirst() ?? "") ?? o.steps)
@@ -111,6 +116,10 @@ do {
     }
     if opt.batchedDecode {
         try benchBatchedDecode(model, tokenizer: tok)
+        exit(0)
+    }
+    if let chunks = opt.prefillChunks {
+        try benchChunkedPrefill(model, tokenizer: tok, chunks: chunks.isEmpty ? [0, 64, 128, 256] : chunks)
         exit(0)
     }
     if opt.train {
@@ -356,4 +365,43 @@ func argmax(_ p: UnsafePointer<Float>, _ n: Int) -> Int32 {
         report("sample_\(name)_ms", (now() - t) / 200 * 1000, "ms/token")
     }
     printJSON()
+}
+
+/// Prefill of one long prompt run whole (chunk 0) or in chunks of each size, as the daemon's
+/// scheduler runs it: tokens/s and the time of one chunk (what a decode step may wait behind).
+@MainActor func benchChunkedPrefill(_ model: LlamaModel, tokenizer tok: any Tokenizer, chunks: [Int]) throws {
+    let strings = try JSONDecoder().decode([String].self, from: Data(contentsOf: URL(fileURLWithPath: opt.strings)))
+    var prompt: [Int32] = []
+    while prompt.count < opt.promptTokens { for s in strings where prompt.count < opt.promptTokens { prompt += tok.encode(s + " ", addSpecial: false) } }
+    prompt = Array(prompt.prefix(opt.promptTokens))
+    let ws = ForwardWorkspace()
+    let logits = FloatBuffer(count: model.config.vocabSize)
+    func run(_ chunk: Int) throws -> (seconds: Double, longestChunk: Double) {
+        let state = try GenerationState(model: model, request: GenerationRequest(prompt: prompt, maxTokens: 1, prefillChunk: chunk))
+        let t0 = now()
+        var longest = 0.0
+        while true {
+            let c0 = now()
+            let input = [SequenceInput(tokens: state.nextInput, cache: state.cache)]
+            if state.nextInputNeedsLogits {
+                try model.decodeStep(input, workspace: ws, logits: logits.pointer)
+            } else {
+                _ = try model.forward(input, options: ForwardOptions(logits: .none), workspace: ws)
+            }
+            longest = max(longest, now() - c0)
+            if state.ran() { break }
+        }
+        return (now() - t0, longest)
+    }
+    _ = try run(256)  // warm-up
+    for chunk in chunks {
+        var best = (seconds: Double.infinity, longestChunk: 0.0)
+        for _ in 0..<2 {
+            let r = try run(chunk)
+            if r.seconds < best.seconds { best = r }
+        }
+        let name = chunk == 0 ? "whole" : "chunk\(chunk)"
+        report("prefill_\(name)_tok_s", Double(prompt.count) / best.seconds, "tokens/s (\(prompt.count)-token prompt)")
+        report("prefill_\(name)_longest_pass_s", best.longestChunk, "s (longest single pass)")
+    }
 }

@@ -77,6 +77,7 @@ public final class Daemon: Sendable {
                              notifier: SystemdNotifier = SystemdNotifier(),
                              environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> Daemon {
         if let t = config.threads { BLAS.setThreads(t) }
+        raiseDescriptorLimit(logger: logger)
         notifier.status("starting")
         // A listening socket passed by the service manager (socket activation) is used as is.
         let activated: (fd: Int32, path: String)?
@@ -114,7 +115,7 @@ public final class Daemon: Sendable {
         }
         let registry = ModelRegistry(hosts: hosts)
         let vectorLogger = logger
-        let store = VectorStore(directory: config.vectorsDir) { vectorLogger.info("vectors: \($0)") }
+        let store = VectorStore(directory: config.vectorsDir) { vectorLogger.info("vectors: \(quoted($0, limit: 600))") }
         do { try store.start() } catch {
             for h in hosts { h.scheduler.stop(cancelRunning: true) }
             throw StartupError.directory(path: config.vectorsDir, reason: "\(error)")
@@ -160,16 +161,27 @@ public final class Daemon: Sendable {
         served.socketPath = socketPath
         let service = RepengService(registry: registry, store: store, controlStore: controlStore, config: served,
                                     counters: counters, started: monotonicSeconds(), version: version)
+        let limits = config.limits
+        let connections = ConnectionLimiter(limit: limits.maxConnections, maxRequestBytes: limits.maxRequestBytes,
+                                            idleSeconds: limits.connectionIdleSeconds)
         let transportConfig = HTTP2ServerTransport.Posix.Config.defaults { c in
-            c.rpc.maxRequestPayloadSize = config.limits.maxRequestBytes
-            c.channelDebuggingCallbacks.onAcceptHTTP2Stream = installPeerCredentials
+            // The stream handler refuses larger messages first, with a status (see ConnectionLimiter).
+            c.rpc.maxRequestPayloadSize = limits.maxRequestBytes + 1
+            // Advertised, so that clients queue calls past it instead of having the connection
+            // closed (HTTP/2 treats exceeding an unadvertised limit as a protocol error).
+            c.http2.maxConcurrentStreams = limits.maxConcurrentStreams
+            c.connection.maxIdleTime = .milliseconds(Int64(limits.connectionIdleSeconds * 1000))
+            c.connection.keepalive.time = .milliseconds(Int64(limits.keepaliveSeconds * 1000))
+            c.connection.keepalive.timeout = .seconds(20)
+            c.channelDebuggingCallbacks.onAcceptTCPConnection = connections.accepted
+            c.channelDebuggingCallbacks.onAcceptHTTP2Stream = connections.installPeerCredentials
         }
         let transport = HTTP2ServerTransport.Posix(listeningSocketDescriptor: Int(fd), transportSecurity: .plaintext,
                                                    config: transportConfig)
         let requestLogger = logger
-        let interceptor = RequestLogInterceptor { line, ok in
+        let interceptor = RequestLogInterceptor(log: { line, ok in
             if ok { requestLogger.info("\(line)") } else { requestLogger.notice("\(line)") }
-        }
+        }, slowReaderSeconds: limits.slowReaderSeconds)
         var interceptors: [any ServerInterceptor] = [interceptor]
         if let allowed = config.allowedUids {
             interceptors.append(AccessInterceptor(allowed: Set(allowed).union([getuid()])))
@@ -326,6 +338,18 @@ public final class Daemon: Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         return rc == 0
+    }
+}
+
+/// Raises the soft limit on open descriptors to the hard limit (systemd leaves the soft limit
+/// at 1024), so that `max_connections` and not the descriptor limit bounds clients.
+func raiseDescriptorLimit(logger: Logger) {
+    var rl = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &rl) == 0, rl.rlim_cur < rl.rlim_max else { return }
+    let old = rl.rlim_cur
+    rl.rlim_cur = min(rl.rlim_max, 1 << 20)
+    if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &rl) == 0 {
+        logger.debug("descriptor limit raised from \(old) to \(rl.rlim_cur)")
     }
 }
 

@@ -1,6 +1,7 @@
 // repengd settings: paths, models and limits, from flags and an optional TOML file, with the
 // defaults that let the daemon start with no configuration at all.
 import Foundation
+import RepengEngine
 import RepengProtocol
 import TOMLKit
 
@@ -27,6 +28,20 @@ public struct DaemonLimits: Sendable, Equatable {
     public var maxStopLength = 256
     /// Most contrastive pairs in one Train request.
     public var maxTrainingPairs = 10_000
+    /// Most tokens of all texts of one Train request together (each text is bounded by
+    /// `maxPromptTokens`); checked while encoding, before any hidden-state memory is taken.
+    public var maxTrainingTokens = 1 << 20
+    /// Prompt tokens per prefill pass; decode steps of other requests run between chunks.
+    public var prefillChunkTokens = GenerationRequest.defaultPrefillChunk
+    /// Client connections served at once; streams of further connections are refused.
+    public var maxConnections = 256
+    /// Concurrent calls per connection, advertised as HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS.
+    public var maxConcurrentStreams = 64
+    /// A connection with no call for this long is closed (HTTP/2 GOAWAY).
+    public var connectionIdleSeconds: Double = 300
+    /// Seconds without traffic after which the daemon pings a client (keepalive); a client
+    /// that does not answer within 20 s is disconnected.
+    public var keepaliveSeconds: Double = 60
     /// Trainings that may run at once (over all models).
     public var maxConcurrentTrainings = 1
     /// Seconds a graceful shutdown waits for running requests before cancelling them.
@@ -184,6 +199,12 @@ public struct DaemonConfig: Sendable, Equatable {
     /// drain_seconds = 10.0
     /// max_buffered_pieces = 64
     /// slow_reader_seconds = 60.0
+    /// max_training_tokens = 1048576
+    /// prefill_chunk_tokens = 64
+    /// max_connections = 256
+    /// max_concurrent_streams = 64
+    /// connection_idle_seconds = 300.0
+    /// keepalive_seconds = 60.0
     /// ```
     public struct FileSettings: Sendable, Equatable {
         public var socket: String?
@@ -197,11 +218,40 @@ public struct DaemonConfig: Sendable, Equatable {
         public init() {}
     }
 
-    /// Reads and checks a TOML config file.
+    /// Largest config file read, in bytes.
+    public static let maxFileBytes = 1 << 20
+    /// Most `[[model]]` tables in a config file.
+    public static let maxModels = 64
+
+    /// Reads and checks a TOML config file (at most `maxFileBytes`, a regular file).
     public static func readFile(_ path: String) throws -> FileSettings {
-        let text: String
-        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw ConfigError.unreadable(path: path, reason: error.localizedDescription)
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
+        guard fd >= 0 else { throw ConfigError.unreadable(path: path, reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw ConfigError.unreadable(path: path, reason: String(cString: strerror(errno))) }
+        guard st.st_mode & S_IFMT == S_IFREG else {
+            throw ConfigError.unreadable(path: path, reason: "not a regular file")
+        }
+        guard st.st_size <= maxFileBytes else {
+            throw ConfigError.unreadable(path: path, reason: "the file has \(st.st_size) bytes; a config file may have at most \(maxFileBytes)")
+        }
+        var bytes = [UInt8](repeating: 0, count: maxFileBytes + 1)
+        var total = 0
+        while total < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + total, $0.count - total) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ConfigError.unreadable(path: path, reason: String(cString: strerror(errno)))
+            }
+            if n == 0 { break }
+            total += n
+        }
+        guard total <= maxFileBytes else {
+            throw ConfigError.unreadable(path: path, reason: "the file grew past \(maxFileBytes) bytes while being read")
+        }
+        guard let text = String(validating: bytes[..<total], as: UTF8.self) else {
+            throw ConfigError.unreadable(path: path, reason: "the file is not UTF-8 text")
         }
         return try parseTOML(text, path: path)
     }
@@ -209,6 +259,9 @@ public struct DaemonConfig: Sendable, Equatable {
     /// Parses TOML config text (see `FileSettings`); unknown keys are errors.
     public static func parseTOML(_ text: String, path: String = "<config>") throws -> FileSettings {
         let table: TOMLTable
+        guard text.utf8.count <= maxFileBytes else {
+            throw ConfigError.toml(path: path, reason: "the text has \(text.utf8.count) bytes; at most \(maxFileBytes) are read")
+        }
         do { table = try TOMLTable(string: text) } catch { throw ConfigError.toml(path: path, reason: "\(error)") }
         var out = FileSettings()
         func string(_ t: TOMLTable, _ key: String, _ label: String) throws -> String? {
@@ -236,6 +289,9 @@ public struct DaemonConfig: Sendable, Equatable {
         if let g = out.socketGroup, g.isEmpty { throw ConfigError.badValue(key: "socket_group", reason: "must be a group name or number") }
         if let a = table["allowed_uids"] {
             guard let arr = a.array else { throw ConfigError.badValue(key: "allowed_uids", reason: "must be an array of uids") }
+            guard arr.count <= 4096 else {
+                throw ConfigError.badValue(key: "allowed_uids", reason: "\(arr.count) uids listed; at most 4096 (use socket_group for more)")
+            }
             out.allowedUids = try arr.enumerated().map { i, item in
                 guard let v = item.int, v >= 0, v < Int(UInt32.max) else {
                     throw ConfigError.badValue(key: "allowed_uids[\(i)]", reason: "must be a uid (a non-negative integer)")
@@ -249,6 +305,9 @@ public struct DaemonConfig: Sendable, Equatable {
         out.threads = try int(table, "threads", "threads", max: 1024)
         if let m = table["model"] {
             guard let arr = m.array else { throw ConfigError.badValue(key: "model", reason: "must be an array of tables ([[model]])") }
+            guard arr.count <= maxModels else {
+                throw ConfigError.badValue(key: "model", reason: "\(arr.count) models configured; at most \(maxModels)")
+            }
             for (i, item) in arr.enumerated() {
                 guard let t = item.table else { throw ConfigError.badValue(key: "model[\(i)]", reason: "must be a table with name and path") }
                 guard let name = try string(t, "name", "model[\(i)].name"), VectorName.isValid(name) else {
@@ -268,7 +327,8 @@ public struct DaemonConfig: Sendable, Equatable {
             var lim = DaemonLimits()
             let known = ["max_queue", "max_batch", "max_tokens", "default_max_tokens", "max_prompt_tokens", "max_request_bytes",
                          "max_coefficient", "max_control_terms", "max_training_pairs", "max_concurrent_trainings", "drain_seconds",
-                         "max_buffered_pieces", "slow_reader_seconds"]
+                         "max_buffered_pieces", "slow_reader_seconds", "max_training_tokens", "prefill_chunk_tokens",
+                         "max_connections", "max_concurrent_streams", "connection_idle_seconds", "keepalive_seconds"]
             for key in t.keys where !known.contains(key) {
                 throw ConfigError.badValue(key: "limits.\(key)", reason: "unknown key (known: \(known.joined(separator: ", ")))")
             }
@@ -285,6 +345,12 @@ public struct DaemonConfig: Sendable, Equatable {
             if let v = try double(t, "drain_seconds", "limits.drain_seconds", min: 0, max: 3600) { lim.drainSeconds = v }
             if let v = try int(t, "max_buffered_pieces", "limits.max_buffered_pieces", max: 1 << 20) { lim.maxBufferedPieces = v }
             if let v = try double(t, "slow_reader_seconds", "limits.slow_reader_seconds", min: 0.1, max: 86400) { lim.slowReaderSeconds = v }
+            if let v = try int(t, "max_training_tokens", "limits.max_training_tokens") { lim.maxTrainingTokens = v }
+            if let v = try int(t, "prefill_chunk_tokens", "limits.prefill_chunk_tokens", min: 0, max: 1 << 20) { lim.prefillChunkTokens = v }
+            if let v = try int(t, "max_connections", "limits.max_connections", max: 1 << 20) { lim.maxConnections = v }
+            if let v = try int(t, "max_concurrent_streams", "limits.max_concurrent_streams", max: 1 << 16) { lim.maxConcurrentStreams = v }
+            if let v = try double(t, "connection_idle_seconds", "limits.connection_idle_seconds", min: 1, max: 86400 * 30) { lim.connectionIdleSeconds = v }
+            if let v = try double(t, "keepalive_seconds", "limits.keepalive_seconds", min: 1, max: 86400) { lim.keepaliveSeconds = v }
             lim.defaultMaxTokens = Swift.min(lim.defaultMaxTokens, lim.maxTokens)
             out.limits = lim
         }

@@ -30,13 +30,14 @@ public enum DaemonError: Error, CustomStringConvertible, Sendable, Equatable {
     public var description: String {
         switch self {
         case let .unknownModel(n, known):
-            return "unknown model '\(n)' (configured: \(known.joined(separator: ", ")))"
+            return "unknown model '\(quoted(n))' (configured: \(known.joined(separator: ", ")))"
         case let .unknownVector(n, dir):
-            return "unknown vector '\(n)': no \(n).gguf or \(n).json in \(dir) (see `repengctl vectors`)"
-        case let .unusableVector(n, r): return "vector '\(n)' cannot be used: \(r)"
+            let q = quoted(n)
+            return "unknown vector '\(q)': no \(q).gguf or \(q).json in \(dir) (see `repengctl vectors`)"
+        case let .unusableVector(n, r): return "vector '\(quoted(n))' cannot be used: \(r)"
         case let .invalidName(what, n):
-            return "invalid \(what) '\(n)': use 1-64 characters from A-Z a-z 0-9 _ . - (not starting with '.')"
-        case .vectorExists(let n): return "vector '\(n)' already exists; pass overwrite (repengctl train --force) to replace it"
+            return "invalid \(what) '\(quoted(n))': use 1-64 characters from A-Z a-z 0-9 _ . - (not starting with '.')"
+        case .vectorExists(let n): return "vector '\(quoted(n))' already exists; pass overwrite (repengctl train --force) to replace it"
         case .invalidArgument(let m): return m
         case .resourceExhausted(let m): return m
         case .shuttingDown: return "the daemon is shutting down"
@@ -47,9 +48,50 @@ public enum DaemonError: Error, CustomStringConvertible, Sendable, Equatable {
     }
 }
 
+/// A value from a request or a file as it may appear in a message or a log line: control
+/// characters and other non-printing scalars escaped (so it cannot forge lines or terminal
+/// output) and cut to `limit` characters.
+public func quoted(_ value: String, limit: Int = 200) -> String {
+    var out = ""
+    var n = 0
+    for scalar in value.unicodeScalars {
+        if n >= limit {
+            out += "…(\(value.unicodeScalars.count - n) more characters)"
+            break
+        }
+        n += 1
+        switch scalar {
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        case "\\": out += "\\\\"
+        case "\"": out += "\\\""
+        default:
+            let v = scalar.value
+            // C0, DEL, C1, and the line/paragraph separators and bidirectional controls.
+            if v < 0x20 || (0x7F...0x9F).contains(v) || v == 0x2028 || v == 0x2029 || (0x202A...0x202E).contains(v)
+                || (0x2066...0x2069).contains(v) || v == 0xFEFF {
+                out += "\\u{" + String(v, radix: 16) + "}"
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+    }
+    return out
+}
+
+/// Longest status message sent to a client, in characters (a stock client limits metadata size).
+let maxStatusMessage = 1000
+
 /// Maps any error thrown while serving a request to the status the client sees. This is the
 /// only place where errors are given codes.
 public func rpcError(_ error: any Error) -> RPCError {
+    let e = rpcStatus(error)
+    guard e.message.count > maxStatusMessage else { return e }
+    return RPCError(code: e.code, message: String(e.message.prefix(maxStatusMessage)) + "…")
+}
+
+private func rpcStatus(_ error: any Error) -> RPCError {
     if let e = error as? RPCError { return e }
     if let c = error as? any RPCErrorConvertible { return RPCError(c) }
     let (code, message): (RPCError.Code, String)
@@ -79,7 +121,7 @@ public func rpcError(_ error: any Error) -> RPCError {
         }
         message = e.description
     case let e as TrainingError:
-        code = .invalidArgument
+        if case .datasetTooLong = e { code = .resourceExhausted } else { code = .invalidArgument }
         message = "training failed: \(e.description)"
     case let e as DatasetError:
         code = .invalidArgument

@@ -167,7 +167,7 @@ public struct RepengService: Repeng_V1_Repeng.SimpleServiceProtocol {
         }
         return GenerationJob(
             request: GenerationRequest(prompt: ids, maxTokens: maxTokens, sampling: sampling, stopStrings: request.stop,
-                                       steering: steering),
+                                       steering: steering, prefillChunk: limits.prefillChunkTokens),
             received: received)
     }
 
@@ -179,45 +179,55 @@ public struct RepengService: Repeng_V1_Repeng.SimpleServiceProtocol {
             let job = try makeJob(request, host: host, received: received)
             try host.scheduler.submit(job)
             counters.generationsServed.add(1, ordering: .relaxed)
-            defer {
-                job.cancel()
-                host.scheduler.poke()
-            }
-            try await withTaskCancellationHandler {
-                for await ev in job.events {
-                    switch ev {
-                    case let .piece(text, tokens):
-                        if !text.isEmpty || request.returnTokenIds {
-                            try await response.write(.with {
-                                $0.chunk.text = text
-                                if request.returnTokenIds { $0.chunk.tokenIds = tokens }
-                            })
-                        }
-                        // The write returned: the client took it (HTTP/2 flow control), so the
-                        // scheduler may run this sequence again if it was waiting.
-                        if job.delivered() == host.scheduler.maxBacklog - 1 { host.scheduler.poke() }
-                    case let .finished(reason, stats):
-                        try await response.write(.with {
-                            $0.done.finishReason = Self.proto(reason)
-                            $0.done.promptTokens = UInt32(stats.promptTokens)
-                            $0.done.completionTokens = UInt32(stats.completionTokens)
-                            $0.done.queueSeconds = stats.queueSeconds
-                            $0.done.prefillSeconds = stats.prefillSeconds
-                            $0.done.decodeSeconds = stats.decodeSeconds
-                            $0.done.totalSeconds = stats.totalSeconds
-                        })
-                        return
-                    case .failed(let e):
-                        throw e
-                    }
+            defer { host.scheduler.cancel(job) }
+            // gRPC reports a passed deadline or a client that went away through the RPC's
+            // cancellation handle (not by cancelling this task): either way the job leaves the
+            // queue, or stops at the next step, at once.
+            try await withRPCCancellationHandler {
+                try await withTaskCancellationHandler {
+                    try await stream(job, to: response, request: request, scheduler: host.scheduler)
+                } onCancel: {
+                    host.scheduler.cancel(job)
                 }
-                try Task.checkCancellation()
-                throw DaemonError.internalFailure("generation ended without a result")
-            } onCancel: {
-                job.cancel()
-                host.scheduler.poke()
+            } onCancelRPC: {
+                host.scheduler.cancel(job)
             }
         }
+    }
+
+    /// Writes a job's events to the client until it finishes.
+    private func stream(_ job: GenerationJob, to response: RPCWriter<Repeng_V1_GenerateEvent>,
+                        request: Repeng_V1_GenerateRequest, scheduler: Scheduler) async throws {
+        for await ev in job.events {
+            switch ev {
+            case let .piece(text, tokens):
+                if !text.isEmpty || request.returnTokenIds {
+                    try await response.write(.with {
+                        $0.chunk.text = text
+                        if request.returnTokenIds { $0.chunk.tokenIds = tokens }
+                    })
+                }
+                // The write returned: the transport took it (HTTP/2 flow control), so the
+                // scheduler may run this sequence again if it was waiting.
+                if job.delivered() == scheduler.maxBacklog - 1 { scheduler.poke() }
+            case let .finished(reason, stats):
+                try await response.write(.with {
+                    $0.done.finishReason = Self.proto(reason)
+                    $0.done.promptTokens = UInt32(stats.promptTokens)
+                    $0.done.completionTokens = UInt32(stats.completionTokens)
+                    $0.done.queueSeconds = stats.queueSeconds
+                    $0.done.prefillSeconds = stats.prefillSeconds
+                    $0.done.decodeSeconds = stats.decodeSeconds
+                    $0.done.totalSeconds = stats.totalSeconds
+                })
+                return
+            case .failed(let e):
+                throw e
+            }
+        }
+        try Task.checkCancellation()
+        if job.isCancelled { throw CancellationError() }
+        throw DaemonError.internalFailure("generation ended without a result")
     }
 
     static func proto(_ r: FinishReason) -> Repeng_V1_FinishReason {
@@ -280,12 +290,14 @@ public struct RepengService: Repeng_V1_Repeng.SimpleServiceProtocol {
             let shutdown = counters.cancelTrainings
             let store = self.store, model = host.model, name = request.name, overwrite = request.overwrite
             let trainLayers = layers
+            let maxTextTokens = limits.maxPromptTokens, maxTotalTokens = limits.maxTrainingTokens
             let thread = Thread {
                 let t0 = monotonicSeconds()
                 do {
                     var lastSent = -1.0
                     let vector = try ControlVector.train(model: model, dataset: dataset, layers: trainLayers, batchSize: batch,
-                                                         method: method, progress: { done, total in
+                                                         method: method, maxTextTokens: maxTextTokens,
+                                                         maxTotalTokens: maxTotalTokens, progress: { done, total in
                         // The client left or the daemon is stopping: stop at the next batch.
                         if cancelled.isSet { throw CancellationError() }
                         if shutdown.isSet { throw DaemonError.shuttingDown }
@@ -314,9 +326,13 @@ public struct RepengService: Repeng_V1_Repeng.SimpleServiceProtocol {
             thread.name = "repengd-train"
             thread.stackSize = 8 << 20
             thread.start()
-            try await withTaskCancellationHandler {
-                for try await ev in events { try await response.write(ev) }
-            } onCancel: {
+            try await withRPCCancellationHandler {
+                try await withTaskCancellationHandler {
+                    for try await ev in events { try await response.write(ev) }
+                } onCancel: {
+                    cancelled.set()
+                }
+            } onCancelRPC: {
                 cancelled.set()
             }
         }

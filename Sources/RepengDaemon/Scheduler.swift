@@ -1,7 +1,8 @@
-// Batched generation for one model: a dedicated thread admits queued requests (each prefilled
-// in its own forward pass), then advances every active sequence together with one batched
-// decodeStep per token, each with its own KV cache and steering. Requests talk to it through
-// a lock-protected queue and receive events on an AsyncStream.
+// Batched generation for one model: a dedicated thread admits queued requests, runs their
+// prompts a chunk at a time (each chunk in its own forward pass), and between chunks advances
+// every decoding sequence together with one batched decodeStep per token, each with its own KV
+// cache and steering. Requests talk to it through a lock-protected queue and receive events on
+// an AsyncStream.
 import Dispatch
 import Foundation
 import RepengEngine
@@ -70,6 +71,12 @@ public final class GenerationJob: @unchecked Sendable {
 }
 
 /// The batched decode loop of one model.
+///
+/// Slots: at most `maxBatch` sequences are prefilling or decoding for clients that read their
+/// streams. A sequence whose client has `maxBacklog` pieces unread is parked: it sits out the
+/// decode steps (its arithmetic does not depend on the batch, so only timing changes) and frees
+/// its slot. At most `maxBatch` parked sequences are kept; a parked sequence is stopped after
+/// `slowReaderSeconds`, or earlier when its place is needed for a queued request.
 public final class Scheduler: @unchecked Sendable {
     public let model: LlamaModel
     let maxQueue: Int
@@ -78,6 +85,8 @@ public final class Scheduler: @unchecked Sendable {
     public let maxBacklog: Int
     /// A sequence parked that long for a slow reader is stopped.
     let slowReaderSeconds: Double
+    /// Parked sequences kept (with their KV caches) besides the `maxBatch` working ones.
+    var maxParked: Int { maxBatch }
     private let cond = NSCondition()
     private var pending: [GenerationJob] = []
     private var activeCount = 0
@@ -89,6 +98,7 @@ public final class Scheduler: @unchecked Sendable {
     private var stepCount = 0
     private var batchedSequences = 0
     private var maxBatchSeen = 0
+    private var parkedCount = 0
     /// When the loop last went round, and whether it is idle (waiting for work).
     private var lastBeat = monotonicSeconds()
     private var idle = false
@@ -107,10 +117,16 @@ public final class Scheduler: @unchecked Sendable {
         t.start()
     }
 
-    /// Queued and active generations.
+    /// Queued and active (prefilling, decoding or parked) generations.
     public var load: (queued: Int, active: Int) {
         cond.lock(); defer { cond.unlock() }
         return (pending.count, activeCount)
+    }
+
+    /// Sequences parked for a client that does not read.
+    public var parked: Int {
+        cond.lock(); defer { cond.unlock() }
+        return parkedCount
     }
 
     /// Whether the decode loop is idle or went round within the last `seconds` (a step that
@@ -130,6 +146,7 @@ public final class Scheduler: @unchecked Sendable {
     public func submit(_ job: GenerationJob) throws {
         cond.lock(); defer { cond.unlock() }
         guard !stopping else { throw DaemonError.shuttingDown }
+        dropCancelledLocked()
         guard pending.count < maxQueue else {
             throw DaemonError.resourceExhausted("generation queue of this model is full (\(maxQueue) waiting); retry later")
         }
@@ -137,7 +154,19 @@ public final class Scheduler: @unchecked Sendable {
         cond.signal()
     }
 
-    /// Wakes the loop so it notices a cancelled job now.
+    /// Cancels `job`: a queued job leaves the queue at once, a running one stops at the next step.
+    public func cancel(_ job: GenerationJob) {
+        job.cancel()
+        cond.lock()
+        if let i = pending.firstIndex(where: { $0 === job }) {
+            pending.remove(at: i)
+            job.continuation.finish()
+        }
+        cond.signal()
+        cond.unlock()
+    }
+
+    /// Wakes the loop (a client read its stream, or a job was cancelled).
     public func poke() {
         cond.lock(); cond.signal(); cond.unlock()
     }
@@ -159,6 +188,14 @@ public final class Scheduler: @unchecked Sendable {
         cond.lock(); cancelAll = true; cond.signal(); cond.unlock()
     }
 
+    private func dropCancelledLocked() {
+        pending.removeAll { job in
+            guard job.isCancelled else { return false }
+            job.continuation.finish()
+            return true
+        }
+    }
+
     private struct Running {
         let job: GenerationJob
         let state: GenerationState
@@ -176,33 +213,52 @@ public final class Scheduler: @unchecked Sendable {
             logits.deallocate()
             finished.signal()
         }
+        var prefilling: [Running] = []
         var active: [Running] = []
+        /// Seconds of prompt chunks that may run before the next decode step (see below).
+        var prefillCredit = 0.0
         while true {
             cond.lock()
+            dropCancelledLocked()
             idle = true
-            while pending.isEmpty && active.isEmpty && !stopping && !cancelAll { cond.wait() }
+            while pending.isEmpty && prefilling.isEmpty && active.isEmpty && !stopping && !cancelAll { cond.wait() }
             idle = false
             lastBeat = monotonicSeconds()
             let cancelNow = cancelAll
-            if stopping && pending.isEmpty && active.isEmpty {
+            if stopping && pending.isEmpty && prefilling.isEmpty && active.isEmpty {
                 cond.unlock()
                 return
             }
             var admitted: [GenerationJob] = []
+            var evict = 0
             if cancelNow {
                 admitted = pending
                 pending.removeAll()
             } else {
-                while active.count + admitted.count < maxBatch, !pending.isEmpty { admitted.append(pending.removeFirst()) }
+                let parked = active.filter { $0.parkedSince != nil }.count
+                var working = prefilling.count + active.count - parked
+                var resident = prefilling.count + active.count
+                while working < maxBatch, !pending.isEmpty {
+                    if resident >= maxBatch + maxParked {
+                        // A queued request needs the place of a sequence nobody reads.
+                        guard evict < parked else { break }
+                        evict += 1
+                        resident -= 1
+                    }
+                    admitted.append(pending.removeFirst())
+                    working += 1
+                    resident += 1
+                }
             }
-            activeCount = active.count + admitted.count
+            activeCount = prefilling.count + active.count + admitted.count - evict
             cond.unlock()
 
             if cancelNow {
                 for j in admitted { end(j, .cancelled, GenerationStats()) }
-                for r in active { end(r.job, .cancelled, r.stats) }
+                for r in prefilling + active { end(r.job, .cancelled, r.stats) }
+                prefilling.removeAll()
                 active.removeAll()
-                setActive(0)
+                setActive(0, parked: 0)
                 cond.lock()
                 let done = stopping
                 cancelAll = !stopping ? false : cancelAll
@@ -211,39 +267,78 @@ public final class Scheduler: @unchecked Sendable {
                 continue
             }
 
-            // Prefill each new request on its own.
+            if evict > 0 {
+                // The longest-parked sequences go first.
+                let victims = active.indices.filter { active[$0].parkedSince != nil }
+                    .sorted { active[$0].parkedSince! < active[$1].parkedSince! }.prefix(evict)
+                let gone = Set(victims)
+                for i in victims {
+                    fail(active[i].job, .resourceExhausted(
+                        "the client stopped reading its stream; generation stopped to serve queued requests"))
+                }
+                active = active.indices.filter { !gone.contains($0) }.map { active[$0] }
+            }
+
+            let now0 = monotonicSeconds()
             for job in admitted {
                 if job.isCancelled { job.continuation.finish(); continue }
-                let t0 = monotonicSeconds()
                 var stats = GenerationStats()
-                stats.queueSeconds = t0 - job.received
+                stats.queueSeconds = now0 - job.received
                 stats.promptTokens = job.request.prompt.count
                 do {
                     let state = try GenerationState(model: model, request: job.request)
-                    try model.decodeStep([SequenceInput(tokens: state.nextInput, cache: state.cache, steering: job.request.steering)],
-                                         workspace: ws, logits: logits)
-                    let ev = state.accept(logits: logits)
-                    let t1 = monotonicSeconds()
-                    stats.prefillSeconds = t1 - t0
-                    var r = Running(job: job, state: state, stats: stats, firstTokenAt: t1)
-                    if emit(ev, &r) { active.append(r) }
+                    prefilling.append(Running(job: job, state: state, stats: stats, firstTokenAt: 0))
                 } catch {
-                    job.continuation.yield(.failed(daemonError(error)))
-                    job.continuation.finish()
+                    fail(job, daemonError(error))
                 }
             }
+
+            // Prompt chunks, each in its own pass (so a chunk's arithmetic depends only on its own
+            // prompt). While other sequences decode, chunks get about a quarter of the loop's
+            // time (`prefillCredit`), except a chunk that completes a prompt, which always runs:
+            // short requests start at once, and a long prompt cannot hold up the decoders.
+            let decoding = active.contains { $0.parkedSince == nil }
+            if !decoding || prefilling.isEmpty { prefillCredit = 0 }
+            prefilling.sort { $0.state.remainingPrompt < $1.state.remainingPrompt }
+            var stillPrefilling: [Running] = []
+            for var r in prefilling {
+                if r.job.isCancelled { r.job.continuation.finish(); continue }
+                guard !decoding || prefillCredit > 0 || r.state.nextInputNeedsLogits else {
+                    stillPrefilling.append(r)
+                    continue
+                }
+                let t0 = monotonicSeconds()
+                do {
+                    let input = [SequenceInput(tokens: r.state.nextInput, cache: r.state.cache, steering: r.job.request.steering)]
+                    if r.state.nextInputNeedsLogits {
+                        try model.decodeStep(input, workspace: ws, logits: logits)
+                    } else {
+                        _ = try model.forward(input, options: ForwardOptions(logits: .none), workspace: ws)
+                    }
+                    let t1 = monotonicSeconds()
+                    r.stats.prefillSeconds += t1 - t0
+                    if decoding { prefillCredit -= t1 - t0 }
+                    guard r.state.ran() else {
+                        stillPrefilling.append(r)
+                        continue
+                    }
+                    r.firstTokenAt = t1
+                    let ev = r.state.accept(logits: logits)
+                    if emit(ev, &r) { active.append(r) }
+                } catch {
+                    fail(r.job, daemonError(error))
+                }
+            }
+            prefilling = stillPrefilling
 
             // Drop sequences whose client went away.
             active.removeAll { r in
                 if r.job.isCancelled { r.job.continuation.finish(); return true }
                 return false
             }
-            setActive(active.count)
-            guard !active.isEmpty else { continue }
 
-            // Sequences whose client has not read its last `maxBacklog` pieces sit this step out
-            // (a sequence's arithmetic does not depend on the batch, so only timing changes);
-            // one parked past `slowReaderSeconds` is stopped. Memory per stream stays bounded.
+            // Sequences whose client has not read its last `maxBacklog` pieces are parked; one
+            // parked past `slowReaderSeconds` is stopped. Memory per stream stays bounded.
             let now = monotonicSeconds()
             var ready: [Int] = []
             var timedOut = false
@@ -261,57 +356,75 @@ public final class Scheduler: @unchecked Sendable {
                 let limit = slowReaderSeconds
                 active.removeAll { r in
                     guard let since = r.parkedSince, now - since > limit else { return false }
-                    r.job.continuation.yield(.failed(.resourceExhausted(
-                        "the client did not read its stream for \(Int(limit)) s; generation stopped")))
-                    r.job.continuation.finish()
+                    fail(r.job, .resourceExhausted("the client did not read its stream for \(Int(limit)) s; generation stopped"))
                     return true
                 }
-                setActive(active.count)
-                continue
+                ready = active.indices.filter { active[$0].parkedSince == nil }
             }
-            guard !ready.isEmpty else {
+            setActive(prefilling.count + active.count, parked: active.count - ready.count)
+            if ready.isEmpty {
+                guard prefilling.isEmpty else {
+                    prefillCredit = 0
+                    continue
+                }
+                // Nothing to run until a client reads, a job arrives or is cancelled, or a
+                // parked sequence's time runs out; queued jobs that fit were admitted above.
                 cond.lock()
                 if pending.isEmpty && !stopping && !cancelAll { _ = cond.wait(until: Date(timeIntervalSinceNow: 0.05)) }
                 cond.unlock()
                 continue
             }
 
-            // One token for every ready sequence, in one batched forward pass.
-            let batch = ready.map {
-                SequenceInput(tokens: active[$0].state.nextInput, cache: active[$0].state.cache, steering: active[$0].job.request.steering)
-            }
-            do {
-                try model.decodeStep(batch, workspace: ws, logits: logits)
-            } catch {
-                let e = daemonError(error)
-                for r in active {
-                    r.job.continuation.yield(.failed(e))
-                    r.job.continuation.finish()
-                }
-                active.removeAll()
-                setActive(0)
-                continue
-            }
-            cond.lock()
-            stepCount += 1
-            batchedSequences += batch.count
-            maxBatchSeen = max(maxBatchSeen, batch.count)
-            cond.unlock()
+            // One token for every ready sequence, `maxBatch` per batched forward pass.
+            let stepStart = monotonicSeconds()
+            defer { if !prefilling.isEmpty { prefillCredit = min(prefillCredit + (monotonicSeconds() - stepStart) / 3, 1) } }
             var finished = Set<Int>()
-            for (k, i) in ready.enumerated() {
-                let ev = active[i].state.accept(logits: logits + k * vocab)
-                if !emit(ev, &active[i]) { finished.insert(i) }
+            var failed: DaemonError?
+            var g = 0
+            while g < ready.count {
+                let group = Array(ready[g..<min(ready.count, g + maxBatch)])
+                g += group.count
+                let batch = group.map {
+                    SequenceInput(tokens: active[$0].state.nextInput, cache: active[$0].state.cache, steering: active[$0].job.request.steering)
+                }
+                do {
+                    try model.decodeStep(batch, workspace: ws, logits: logits)
+                } catch {
+                    failed = daemonError(error)
+                    break
+                }
+                cond.lock()
+                stepCount += 1
+                batchedSequences += batch.count
+                maxBatchSeen = max(maxBatchSeen, batch.count)
+                cond.unlock()
+                for (k, i) in group.enumerated() {
+                    active[i].state.ran()
+                    let ev = active[i].state.accept(logits: logits + k * vocab)
+                    if !emit(ev, &active[i]) { finished.insert(i) }
+                }
+            }
+            if let failed {
+                for i in active.indices where !finished.contains(i) { fail(active[i].job, failed) }
+                active.removeAll()
+                setActive(prefilling.count, parked: 0)
+                continue
             }
             var keep: [Running] = []
             keep.reserveCapacity(active.count)
             for i in active.indices where !finished.contains(i) { keep.append(active[i]) }
             active = keep
-            setActive(active.count)
+            setActive(prefilling.count + active.count, parked: active.filter { $0.parkedSince != nil }.count)
         }
     }
 
-    private func setActive(_ n: Int) {
-        cond.lock(); activeCount = n; cond.unlock()
+    private func setActive(_ n: Int, parked: Int) {
+        cond.lock(); activeCount = n; parkedCount = max(0, parked); cond.unlock()
+    }
+
+    private func fail(_ job: GenerationJob, _ error: DaemonError) {
+        job.continuation.yield(.failed(error))
+        job.continuation.finish()
     }
 
     /// Sends one step's event; returns whether the sequence continues.

@@ -358,11 +358,6 @@ public final class VectorCatalog<Value: Sendable>: Sendable {
         return out
     }
 
-    /// `s` with control characters replaced, for messages.
-    private static func printable(_ s: String) -> String {
-        String(String.UnicodeScalarView(s.unicodeScalars.map { $0.properties.generalCategory == .control ? "?" : $0 }))
-    }
-
     private static func realPath(_ path: String) -> String? {
         guard let p = realpath(path, nil) else { return nil }
         defer { free(p) }
@@ -395,7 +390,7 @@ public final class VectorCatalog<Value: Sendable>: Sendable {
                 let inside = root == "/" ? target.hasPrefix("/") : target.hasPrefix(root + "/")
                 guard inside else {
                     return .problem(file: file, size: 0, signature: nil,
-                                    error: .outsideDirectory(file: file, target: Self.printable(target)))
+                                    error: .outsideDirectory(file: file, target: quoted(target)))
                 }
                 guard stat(target, &st) == 0 else { continue }
                 resolved = target
@@ -414,6 +409,8 @@ public final class VectorCatalog<Value: Sendable>: Sendable {
     private enum LoadOutcome {
         case loaded(Value)
         case failed(VectorCatalogError)
+        /// Out of descriptors or memory for now: reported, and tried again a second later.
+        case transient(VectorCatalogError)
         /// The file changed or vanished while it was read: retry later.
         case moved
     }
@@ -466,6 +463,13 @@ public final class VectorCatalog<Value: Sendable>: Sendable {
             case .failed(let error):
                 w.retries[name] = nil
                 setProblem(name, file: file, size: sig.size, signature: sig, error: error)
+                return
+            case .transient(let error):
+                w.retries[name] = nil
+                // No signature: the recheck loads the file again even if it did not change.
+                setProblem(name, file: file, size: sig.size, signature: nil, error: error)
+                let watcher = self.watcher
+                DispatchQueue.global().asyncAfter(deadline: .now() + 1) { watcher.recheck([file]) }
                 return
             case .loaded(let value):
                 w.retries[name] = nil
@@ -526,7 +530,9 @@ public final class VectorCatalog<Value: Sendable>: Sendable {
         if fd < 0 {
             let e = errno
             if e == ENOENT || e == ENOTDIR || e == ELOOP { return .moved }
-            return .failed(.unreadable(file: file, reason: String(cString: strerror(e))))
+            let error = VectorCatalogError.unreadable(file: file, reason: String(cString: strerror(e)))
+            if e == EMFILE || e == ENFILE || e == ENOMEM || e == EAGAIN || e == EINTR { return .transient(error) }
+            return .failed(error)
         }
         defer { close(fd) }
         func same() -> Bool {

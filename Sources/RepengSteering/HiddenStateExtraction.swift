@@ -21,8 +21,13 @@ public func lastTokenHiddenStates(
     let L = model.config.blockCount, d = model.config.hiddenSize
     for b in blocks where b < 0 || b >= L { throw TrainingError.layerOutOfRange(layer: b, blockCount: L) }
     guard !sequences.isEmpty else { throw TrainingError.emptyDataset }
-    for (i, s) in sequences.enumerated() where s.isEmpty {
-        throw TrainingError.emptyText(index: i / 2, side: i % 2 == 0 ? "positive" : "negative")
+    for (i, s) in sequences.enumerated() {
+        let side = i % 2 == 0 ? "positive" : "negative"
+        guard !s.isEmpty else { throw TrainingError.emptyText(index: i / 2, side: side) }
+        // Checked before anything is allocated in proportion to the tokens.
+        guard s.count <= model.config.contextLength else {
+            throw TrainingError.textTooLong(index: i / 2, side: side, tokens: s.count, limit: model.config.contextLength)
+        }
     }
     // Distinct sequences, in first-seen order.
     var slot: [[Int32]: Int] = [:]

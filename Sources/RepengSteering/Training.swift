@@ -59,6 +59,10 @@ public enum TrainingError: Error, CustomStringConvertible, Sendable, Equatable {
     case unpairedRows(layer: Int, rows: Int)
     /// Hidden states of this block contain NaN or infinity.
     case nonFinite(layer: Int)
+    /// Entry `index`'s text has more tokens than one text may have.
+    case textTooLong(index: Int, side: String, tokens: Int, limit: Int)
+    /// The dataset's texts have more tokens together than the limit.
+    case datasetTooLong(tokens: Int, limit: Int)
     /// This block's data defines no direction (e.g. every positive equals its negative).
     case degenerate(layer: Int, reason: String)
 
@@ -78,6 +82,10 @@ public enum TrainingError: Error, CustomStringConvertible, Sendable, Equatable {
         case let .hookRowCount(l, e, f): return "hidden-state hook returned \(f) rows for layer \(l), expected \(e) (one per text)"
         case let .unpairedRows(l, r): return "hidden states for layer \(l) have \(r) rows; rows must come in positive/negative pairs"
         case .nonFinite(let l): return "hidden states for layer \(l) contain NaN or infinity"
+        case let .textTooLong(i, side, n, limit):
+            return "dataset entry \(i): the \(side) text has \(n) tokens; the limit is \(limit)"
+        case let .datasetTooLong(n, limit):
+            return "the dataset's texts have more than \(limit) tokens together (\(n) counted so far); send fewer or shorter pairs"
         case let .degenerate(l, reason): return "layer \(l) has no direction: \(reason)"
         }
     }
@@ -112,6 +120,8 @@ extension ControlVector {
     ///   read from the longer one's run, and common prefixes (the persona prompt) run once into a
     ///   KV cache (see `lastTokenHiddenStates(model:sequences:layers:batchSize:sharePrefixes:progress:)`).
     /// - `method`: see `fitDirections`.
+    /// - `maxTextTokens`, `maxTotalTokens`: bounds checked as each text is encoded, before any
+    ///   hidden-state memory is allocated (a text is further bounded by the context length).
     /// - `computeHiddens` replaces the extraction; `transformHiddens` maps the matrices first.
     /// - `progress(done, total)`: one unit per distinct text run, then one per layer fitted. An
     ///   error it throws (e.g. `CancellationError` when the caller went away) stops the training
@@ -120,7 +130,8 @@ extension ControlVector {
     /// The result's directions are keyed by block index and have unit length.
     public static func train(
         model: LlamaModel, dataset: [DatasetEntry], layers: [Int]? = nil, batchSize: Int = 32,
-        method: TrainingMethod = .pcaDiff, sharePrefixes: Bool = true, computeHiddens: HiddenStateHook? = nil,
+        method: TrainingMethod = .pcaDiff, sharePrefixes: Bool = true, maxTextTokens: Int? = nil,
+        maxTotalTokens: Int? = nil, computeHiddens: HiddenStateHook? = nil,
         transformHiddens: HiddenStateTransform? = nil, progress: ((_ done: Int, _ total: Int) throws -> Void)? = nil
     ) throws -> ControlVector {
         guard !dataset.isEmpty else { throw TrainingError.emptyDataset }
@@ -146,10 +157,17 @@ extension ControlVector {
             guard let tokenizer = model.tokenizer else { throw TrainingError.noTokenizer }
             var sequences: [[Int32]] = []
             sequences.reserveCapacity(texts.count)
+            let textLimit = min(maxTextTokens ?? Int.max, model.config.contextLength)
+            let totalLimit = maxTotalTokens ?? Int.max
             for (i, t) in texts.enumerated() {
+                let side = i % 2 == 0 ? "positive" : "negative"
                 let ids = tokenizer.encode(t, addSpecial: true)
-                guard !ids.isEmpty else { throw TrainingError.emptyText(index: i / 2, side: i % 2 == 0 ? "positive" : "negative") }
+                guard !ids.isEmpty else { throw TrainingError.emptyText(index: i / 2, side: side) }
+                guard ids.count <= textLimit else {
+                    throw TrainingError.textTooLong(index: i / 2, side: side, tokens: ids.count, limit: textLimit)
+                }
                 tokenCount += ids.count
+                guard tokenCount <= totalLimit else { throw TrainingError.datasetTooLong(tokens: tokenCount, limit: totalLimit) }
                 sequences.append(ids)
             }
             let unique = Set(sequences).count

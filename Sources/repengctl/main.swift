@@ -140,9 +140,12 @@ struct RepengCtl: AsyncParsableCommand {
                       Reset.self, Generate.self, Health.self])
 
     /// Lets global options come before the subcommand (`repengctl --socket S status`).
+    /// `repengctl help SUB` is left alone (it prints SUB's help).
     static func reorderedArguments(_ args: [String]) -> [String] {
         let names = Set(configuration.subcommands.map { $0._commandName })
-        guard let i = args.firstIndex(where: { names.contains($0) }), i > 0 else { return args }
+        guard let i = args.firstIndex(where: { names.contains($0) || $0 == "help" }) else { return args }
+        if args[i] == "help" { return Array(args[i...]) }
+        guard i > 0 else { return args }
         return [args[i]] + args[..<i] + args[(i + 1)...]
     }
 
@@ -508,7 +511,7 @@ struct Generate: AsyncParsableCommand {
         abstract: "Generate text (streamed to stdout; only the generated text is printed).")
     @OptionGroup var global: GlobalOptions
     @Option(help: "Most tokens to generate (default: the daemon's).")
-    var maxTokens: UInt32 = 0
+    var maxTokens: UInt32?
     @Option(help: "Sampling temperature (0 = greedy, the default).")
     var temperature: Float?
     @Option(help: "Top-k (0 = off).")
@@ -552,7 +555,7 @@ struct Generate: AsyncParsableCommand {
         var req = Repeng_V1_GenerateRequest()
         req.model = g.model ?? ""
         if chat { req.chat = .with { $0.messages = [.with { $0.role = "user"; $0.content = prompt }] } } else { req.prompt = prompt }
-        req.maxTokens = maxTokens
+        req.maxTokens = maxTokens ?? 0
         req.stop = stop
         if temperature != nil || topK != nil || topP != nil || minP != nil || repetitionPenalty != nil || seed != nil {
             req.sampling = .with { s in

@@ -21,6 +21,19 @@ final class CLITests: XCTestCase {
         try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(s.utf8)) as? [String: Any], s)
     }
 
+    /// `repengctl help SUB` (the form the root help advertises) prints SUB's help and calls nobody.
+    func testHelpForSubcommands() async throws {
+        for sub in ["generate", "train", "set-control"] {
+            let r = try await run(["--socket", "/nonexistent/d.sock", "help", sub])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertTrue(r.stdout.contains("USAGE: repengctl \(sub)"), r.stdout)
+        }
+        let r = try await run(["generate", "--help"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("(default: the daemon's)"), r.stdout)
+        XCTAssertFalse(r.stdout.contains("(default: the daemon's). (default: 0)"), r.stdout)
+    }
+
     func testCommandLineForms() async throws {
         _ = try repengctl()
         let dirs = try TempDirs()

@@ -5,6 +5,38 @@ import RepengProtocol
 import XCTest
 
 final class ConfigTests: XCTestCase {
+    /// Config files are bounded in size and entries, and a device is refused by what it is.
+    func testConfigFileBounds() throws {
+        let dir = "/tmp/repengd-config-" + String(UUID().uuidString.prefix(8))
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let big = dir + "/big.toml"
+        try Data(repeating: UInt8(ascii: "#"), count: 2 << 20).write(to: URL(fileURLWithPath: big))
+        XCTAssertThrowsError(try DaemonConfig.readFile(big)) { e in
+            XCTAssertTrue("\(e)".contains("at most 1048576"), "\(e)")
+        }
+        let many = dir + "/many.toml"
+        let tables = (0..<1000).map { "[[model]]\nname = \"m\($0)\"\npath = \"/m/\($0).gguf\"\n" }.joined()
+        try tables.write(toFile: many, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try DaemonConfig.readFile(many)) { e in
+            XCTAssertTrue("\(e)".contains("at most 64"), "\(e)")
+        }
+        for device in ["/dev/zero", "/dev/null", dir] {
+            XCTAssertThrowsError(try DaemonConfig.readFile(device)) { e in
+                XCTAssertTrue("\(e)".contains("not a regular file"), "\(device): \(e)")
+            }
+        }
+        XCTAssertThrowsError(try DaemonConfig.readFile(dir + "/missing.toml")) { e in
+            XCTAssertTrue("\(e)".contains("No such file"), "\(e)")
+        }
+        let ok = dir + "/ok.toml"
+        try "[limits]\nprefill_chunk_tokens = 32\nmax_connections = 9\nmax_concurrent_streams = 7\n".write(toFile: ok, atomically: true, encoding: .utf8)
+        let s = try DaemonConfig.readFile(ok)
+        XCTAssertEqual(s.limits.prefillChunkTokens, 32)
+        XCTAssertEqual(s.limits.maxConnections, 9)
+        XCTAssertEqual(s.limits.maxConcurrentStreams, 7)
+    }
+
     func testTOMLConfig() throws {
         let s = try DaemonConfig.parseTOML("""
             socket = "/tmp/x.sock"

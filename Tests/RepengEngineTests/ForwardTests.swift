@@ -3,6 +3,7 @@
 import Foundation
 import XCTest
 @testable import RepengEngine
+@testable import RepengKernels
 
 /// A tiny model with random weights and a scalar reference forward pass written from the math.
 struct TinyModel {

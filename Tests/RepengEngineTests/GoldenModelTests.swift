@@ -3,6 +3,7 @@
 import Foundation
 import XCTest
 @testable import RepengEngine
+@testable import RepengKernels
 
 /// Relative error used throughout: max |a − b| over a vector divided by max |b|.
 private let hiddenTolerance: Float = 1e-4
@@ -154,6 +155,47 @@ final class GoldenModelTests: XCTestCase {
             XCTAssertEqual(m.tokenizer!.decode(ids, skipSpecial: false), c.text, c.name)
         }
         print("greedy continuations identical to transformers: \(matched)/\(fx.cases.count)")
+    }
+
+    /// A prompt run in chunks (the scheduler's prefill) gives the same logits as one pass, up to
+    /// float rounding, and the same greedy text; coefficient-0 steering stays identical.
+    func testChunkedPrefillMatchesWholePrompt() async throws {
+        let m = try await model()
+        let tok = m.tokenizer!
+        let prompt = tok.encode(String(repeating: "The quick brown fox jumps over the lazy dog. ", count: 30)
+                                + "<|im_start|>user\nWhat are you doing this weekend?<|im_end|>\n<|im_start|>assistant\n",
+                                addSpecial: true)
+        XCTAssertGreaterThan(prompt.count, 300)
+        func lastLogits(chunk: Int) throws -> [Float] {
+            let state = try GenerationState(model: m, request: GenerationRequest(prompt: prompt, maxTokens: 1, prefillChunk: chunk))
+            let ws = ForwardWorkspace()
+            var logits = [Float](repeating: 0, count: m.config.vocabSize)
+            var passes = 0
+            while true {
+                let input = [SequenceInput(tokens: state.nextInput, cache: state.cache)]
+                passes += 1
+                if state.nextInputNeedsLogits {
+                    try logits.withUnsafeMutableBufferPointer { try m.decodeStep(input, workspace: ws, logits: $0.baseAddress!) }
+                } else {
+                    _ = try m.forward(input, options: ForwardOptions(logits: .none), workspace: ws)
+                }
+                if state.ran() { break }
+            }
+            XCTAssertEqual(passes, chunk == 0 ? 1 : (prompt.count + chunk - 1) / chunk)
+            XCTAssertEqual(state.cache.length, prompt.count)
+            return logits
+        }
+        let whole = try lastLogits(chunk: 0)
+        var worst: Float = 0
+        for chunk in [1, 7, 64, 128] {
+            let e = relErr(try lastLogits(chunk: chunk), whole)
+            worst = max(worst, e)
+            XCTAssertLessThan(e, 1e-4, "chunk \(chunk)")
+        }
+        print("chunked prefill vs one pass, \(prompt.count) tokens: max relative logit difference \(worst)")
+        let (a, _) = try m.generate(GenerationRequest(prompt: prompt, maxTokens: 16, prefillChunk: 0))
+        let (b, _) = try m.generate(GenerationRequest(prompt: prompt, maxTokens: 16, prefillChunk: 64))
+        XCTAssertEqual(a, b)
     }
 
     func testStreamingTextEqualsFullDecode() async throws {

@@ -3,6 +3,7 @@
 import Foundation
 import XCTest
 @testable import RepengEngine
+@testable import RepengKernels
 
 final class ParallelForwardTests: XCTestCase {
     /// Tolerance (max |a − b| / max |b|) between different kernels for the same math.

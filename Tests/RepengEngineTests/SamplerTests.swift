@@ -25,6 +25,20 @@ final class SamplerTests: XCTestCase {
         XCTAssertEqual(sample([4, -1, 3, -5], SamplingParameters(repetitionPenalty: 2), seen: [0]), 2)
     }
 
+    /// Temperatures too small to divide by (1e-45 overflows every logit to ±inf) are greedy.
+    func testTinyTemperaturesAreGreedy() {
+        let logits: [Float] = [0.5, 30, 29.9, -4, 12]
+        for t: Float in [1e-45, Float.leastNormalMagnitude, 1e-20, 1e-6] {
+            for seed in 0..<10 {
+                XCTAssertEqual(sample(logits, SamplingParameters(temperature: t, seed: UInt64(seed))), 1, "temperature \(t)")
+                XCTAssertEqual(sample(logits, SamplingParameters(temperature: t, topK: 1, seed: UInt64(seed))), 1)
+                XCTAssertEqual(sample(logits, SamplingParameters(temperature: t, topP: 0.5, seed: UInt64(seed))), 1)
+            }
+        }
+        // Just above the cut-off, scaled logits stay finite and the top token still wins.
+        XCTAssertEqual(sample(logits, SamplingParameters(temperature: SamplingParameters.greedyBelow * 2, seed: 3)), 1)
+    }
+
     func testTopKOneIsGreedy() {
         for seed in 0..<20 {
             XCTAssertEqual(sample([0.1, 2, 1.9, -3], SamplingParameters(temperature: 1, topK: 1, seed: UInt64(seed))), 1)

@@ -3,6 +3,7 @@
 // else is in the batch and however the output rows are split across threads.
 import Foundation
 @testable import RepengEngine
+@testable import RepengKernels
 import XCTest
 
 final class StreamingProductTests: XCTestCase {

@@ -27,9 +27,19 @@ public struct GenerationRequest: Sendable {
     /// Tokens that end generation; nil uses the tokenizer's EOS.
     public var stopTokens: Set<Int32>?
     public var steering: PreparedSteering?
+    /// Prompt tokens per forward pass while prefilling (0: the whole prompt in one pass). A
+    /// scheduler runs other sequences' decode steps between chunks, so a long prompt does not
+    /// hold up everyone else. The chunking depends only on the prompt, so a sequence's text is
+    /// the same whatever it is batched with.
+    public var prefillChunk: Int
+
+    /// Prompt tokens per prefill pass unless a request says otherwise.
+    public static let defaultPrefillChunk = 64
 
     public init(prompt: [Int32], maxTokens: Int = 128, sampling: SamplingParameters = .greedy,
-                stopStrings: [String] = [], stopTokens: Set<Int32>? = nil, steering: PreparedSteering? = nil) {
+                stopStrings: [String] = [], stopTokens: Set<Int32>? = nil, steering: PreparedSteering? = nil,
+                prefillChunk: Int = GenerationRequest.defaultPrefillChunk) {
+        self.prefillChunk = prefillChunk
         self.prompt = prompt
         self.maxTokens = maxTokens
         self.sampling = sampling
@@ -57,6 +67,8 @@ public final class GenerationState: @unchecked Sendable {
     public private(set) var finish: FinishReason?
     /// The token to run next (the last sampled one), nil before prefill.
     public private(set) var pending: Int32?
+    /// Prompt tokens already run.
+    public private(set) var prefilled = 0
     private var sampler: Sampler
     private var decoder: IncrementalDecoder?
     private var text = ""
@@ -69,8 +81,11 @@ public final class GenerationState: @unchecked Sendable {
         try request.sampling.validate()
         guard !request.prompt.isEmpty else { throw EngineError.emptySequence }
         guard request.maxTokens >= 0 else { throw EngineError.invalidArgument("max_tokens must not be negative") }
+        guard request.prefillChunk >= 0 else { throw EngineError.invalidArgument("prefill chunk must not be negative") }
         self.request = request
-        cache = model.makeCache(capacity: min(request.prompt.count + request.maxTokens + 1, model.config.contextLength))
+        // Room for the prompt and a first stretch of output; the cache doubles as it fills, so a
+        // large max_tokens costs memory only when the tokens are generated.
+        cache = model.makeCache(capacity: min(request.prompt.count + min(request.maxTokens, 64) + 1, model.config.contextLength))
         sampler = Sampler(parameters: request.sampling, vocabSize: model.config.vocabSize)
         sampler.observe(request.prompt)
         if let tok = model.tokenizer { decoder = IncrementalDecoder(tokenizer: tok, skipSpecial: true) }
@@ -79,8 +94,37 @@ public final class GenerationState: @unchecked Sendable {
         contextLength = model.config.contextLength
     }
 
-    /// The tokens to feed on the next forward: the prompt first, then the last sampled token.
-    public var nextInput: [Int32] { pending.map { [$0] } ?? request.prompt }
+    /// The tokens to feed on the next forward: the prompt (a chunk at a time), then the last
+    /// sampled token.
+    public var nextInput: [Int32] {
+        if let p = pending { return [p] }
+        let end = promptChunkEnd
+        return prefilled == 0 && end == request.prompt.count ? request.prompt : Array(request.prompt[prefilled..<end])
+    }
+
+    /// Whether running `nextInput` completes the prompt, so that its last position's logits
+    /// give the next token (otherwise the pass needs no logits).
+    public var nextInputNeedsLogits: Bool { pending != nil || promptChunkEnd == request.prompt.count }
+
+    /// Whether prompt tokens remain to be run.
+    public var isPrefilling: Bool { pending == nil }
+
+    /// Prompt tokens not run yet.
+    public var remainingPrompt: Int { pending == nil ? request.prompt.count - prefilled : 0 }
+
+    private var promptChunkEnd: Int {
+        let n = request.prompt.count, c = request.prefillChunk
+        return c <= 0 ? n : min(n, prefilled + c)
+    }
+
+    /// Records that `nextInput` ran. Returns true when its logits are to be passed to
+    /// `accept(logits:)`, false after a prompt chunk that leaves more of the prompt to run.
+    @discardableResult
+    public func ran() -> Bool {
+        guard pending == nil else { return true }
+        prefilled = promptChunkEnd
+        return prefilled == request.prompt.count
+    }
 
     /// Marks the sequence as cancelled.
     public func cancel() { if finish == nil { finish = .cancelled } }
@@ -139,8 +183,13 @@ extension LlamaModel {
         let state = try GenerationState(model: self, request: request)
         let logits = FloatBuffer(count: config.vocabSize)
         while state.finish == nil {
-            try decodeStep([SequenceInput(tokens: state.nextInput, cache: state.cache, steering: request.steering)],
-                           workspace: workspace, logits: logits.pointer)
+            let input = [SequenceInput(tokens: state.nextInput, cache: state.cache, steering: request.steering)]
+            if state.nextInputNeedsLogits {
+                try decodeStep(input, workspace: workspace, logits: logits.pointer)
+            } else {
+                _ = try forward(input, options: ForwardOptions(logits: .none), workspace: workspace)
+            }
+            guard state.ran() else { continue }
             let ev = state.accept(logits: logits.pointer)
             if !onEvent(ev) { state.cancel() }
         }

@@ -2,6 +2,7 @@
 // forward pass with read and steer hooks. Math as in transformers' LlamaModel (v4.5x):
 //   h = x + attention(rmsnorm1(x)); out = h + mlp(rmsnorm2(h)); out = steer(out, layer)
 import CBLAS
+import RepengKernels
 import Dispatch
 import Foundation
 
@@ -256,7 +257,9 @@ public final class LlamaModel: @unchecked Sendable {
         }
         let deepest = options.hiddenStates.max() ?? 0
         let needFinal = options.logits != .none || options.hiddenStates.contains(L)
-        let blocksToRun = needFinal ? L : deepest
+        // Blocks past the deepest one read are skipped, except when a sequence has a cache: a
+        // cache must hold every block's keys and values for whoever continues from it.
+        let blocksToRun = needFinal || batch.contains(where: { $0.cache != nil }) ? L : deepest
 
         let plan = Plan(sequences: seqs, rows: rows, blocksToRun: blocksToRun, needFinalNorm: needFinal,
                         readIndices: Set(options.hiddenStates))

@@ -1,6 +1,7 @@
 // Weight matrices of a loaded model and the matrix products over them (OpenBLAS sgemm; the
 // weight-streaming kernel for decode-sized batches).
 import CBLAS
+import RepengKernels
 
 /// A weight matrix of `rows` × `cols` (out × in, row-major, as GGUF stores `ne = [cols, rows]`).
 /// Storage is f32 today (dequantized at load: the reference path); the enum leaves room for

@@ -4,6 +4,7 @@
 /// How the next token is chosen.
 public struct SamplingParameters: Sendable, Equatable {
     /// 0 means greedy (argmax); otherwise logits are divided by it before sampling.
+    /// Temperatures below `greedyBelow` are greedy too (dividing by them overflows).
     public var temperature: Float
     /// Keep the k most likely tokens (0 = off).
     public var topK: Int
@@ -29,6 +30,13 @@ public struct SamplingParameters: Sendable, Equatable {
 
     /// Greedy decoding.
     public static let greedy = SamplingParameters()
+
+    /// Temperatures below this choose the most likely token, as 0 does: the scaled logits
+    /// would overflow f32 (vLLM uses the same cut-off, 1e-5).
+    public static let greedyBelow: Float = 1e-5
+
+    /// Whether these parameters pick the argmax.
+    public var isGreedy: Bool { temperature < Self.greedyBelow }
 
     /// Whether the values are usable; throws `EngineError.invalidArgument` naming the field.
     public func validate() throws {
@@ -120,7 +128,7 @@ public struct Sampler: Sendable {
                 logits[Int(t)] = v < 0 ? v * p.repetitionPenalty : v / p.repetitionPenalty
             }
         }
-        if p.temperature == 0 { return Int32(Kernels.argmax(logits, vocabSize)) }
+        if p.isGreedy { return Int32(Kernels.argmax(logits, vocabSize)) }
         if p.temperature != 1 {
             for i in 0..<vocabSize { logits[i] = logits[i] / p.temperature }
         }
@@ -156,6 +164,11 @@ public struct Sampler: Sendable {
                     let key = kb.baseAddress!, ord = ob.baseAddress!, prob = pb.baseAddress!
                     // Sort keys: the logit's bits made order-preserving and inverted, then the
                     // id, so ascending keys are descending logits with ties by id.
+                    guard top.isFinite else {  // overflowed or all -inf: the argmax
+                        ord[0] = Int32(best)
+                        prob[0] = 1
+                        return 1
+                    }
                     let floor = top - Self.candidateGap
                     var n = 0
                     for i in 0..<vocabSize where logits[i] >= floor {
@@ -283,3 +296,4 @@ public struct Sampler: Sendable {
 }
 
 import Foundation
+import RepengKernels

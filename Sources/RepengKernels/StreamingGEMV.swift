@@ -12,7 +12,7 @@ import Foundation
 
 extension Kernels {
     /// Input rows handled by `streamingProduct` (decode batches); more rows go to sgemm.
-    static let streamingBatchLimit = 16
+    public static let streamingBatchLimit = 16
 
     /// Weight rows per register tile: each loaded weight vector serves up to 4 input rows and
     /// each loaded input vector `tileWeightRows` weight rows (12 accumulators + 4 operands in
@@ -25,8 +25,7 @@ extension Kernels {
 
     /// y[i, j] (+)= Σ_k x[i, k] · w[j, k] for i < n and j in `outRows`; x rows `ldx` apart,
     /// y rows `ldy` apart, w rows `cols` apart.
-    @inline(__always)
-    static func streamingProduct(
+    public static func streamingProduct(
         _ x: UnsafePointer<Float>, n: Int, ldx: Int, w: UnsafePointer<Float>, cols: Int, outRows: Range<Int>,
         into y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool
     ) {
@@ -148,7 +147,7 @@ extension Kernels {
     }
 
     /// Plain reference of `streamingProduct` (double accumulation), for tests.
-    static func streamingProductReference(
+    public static func streamingProductReference(
         _ x: UnsafePointer<Float>, n: Int, ldx: Int, w: UnsafePointer<Float>, cols: Int, outRows: Range<Int>,
         into y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool
     ) {
