@@ -200,7 +200,7 @@ public struct DaemonConfig: Sendable, Equatable {
     /// max_buffered_pieces = 64
     /// slow_reader_seconds = 60.0
     /// max_training_tokens = 1048576
-    /// prefill_chunk_tokens = 64
+    /// prefill_chunk_tokens = 128
     /// max_connections = 256
     /// max_concurrent_streams = 64
     /// connection_idle_seconds = 300.0

@@ -215,8 +215,10 @@ public final class Scheduler: @unchecked Sendable {
         }
         var prefilling: [Running] = []
         var active: [Running] = []
-        /// Seconds of prompt chunks that may run before the next decode step (see below).
+        /// Seconds of prompt chunks that may run before the next decode step, and how long the
+        /// last chunk took: a chunk runs beside decoding sequences only when the credit covers it.
         var prefillCredit = 0.0
+        var lastChunkSeconds = 0.0
         while true {
             cond.lock()
             dropCancelledLocked()
@@ -295,15 +297,17 @@ public final class Scheduler: @unchecked Sendable {
 
             // Prompt chunks, each in its own pass (so a chunk's arithmetic depends only on its own
             // prompt). While other sequences decode, chunks get about a quarter of the loop's
-            // time (`prefillCredit`), except a chunk that completes a prompt, which always runs:
-            // short requests start at once, and a long prompt cannot hold up the decoders.
+            // time: a chunk runs once the decode steps since the last one earned a third of its
+            // duration (`prefillCredit`). A chunk that completes a prompt always runs, so short
+            // requests start at once, and a long prompt holds up the decoders by at most one
+            // chunk at a time.
             let decoding = active.contains { $0.parkedSince == nil }
             if !decoding || prefilling.isEmpty { prefillCredit = 0 }
             prefilling.sort { $0.state.remainingPrompt < $1.state.remainingPrompt }
             var stillPrefilling: [Running] = []
             for var r in prefilling {
                 if r.job.isCancelled { r.job.continuation.finish(); continue }
-                guard !decoding || prefillCredit > 0 || r.state.nextInputNeedsLogits else {
+                guard !decoding || prefillCredit >= lastChunkSeconds || r.state.nextInputNeedsLogits else {
                     stillPrefilling.append(r)
                     continue
                 }
@@ -318,6 +322,7 @@ public final class Scheduler: @unchecked Sendable {
                     let t1 = monotonicSeconds()
                     r.stats.prefillSeconds += t1 - t0
                     if decoding { prefillCredit -= t1 - t0 }
+                    if !r.state.nextInputNeedsLogits { lastChunkSeconds = t1 - t0 }
                     guard r.state.ran() else {
                         stillPrefilling.append(r)
                         continue
@@ -377,7 +382,11 @@ public final class Scheduler: @unchecked Sendable {
 
             // One token for every ready sequence, `maxBatch` per batched forward pass.
             let stepStart = monotonicSeconds()
-            defer { if !prefilling.isEmpty { prefillCredit = min(prefillCredit + (monotonicSeconds() - stepStart) / 3, 1) } }
+            defer {
+                if !prefilling.isEmpty {
+                    prefillCredit = min(prefillCredit + (monotonicSeconds() - stepStart) / 3, 2 * max(lastChunkSeconds, 0.05))
+                }
+            }
             var finished = Set<Int>()
             var failed: DaemonError?
             var g = 0

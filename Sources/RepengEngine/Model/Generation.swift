@@ -34,7 +34,7 @@ public struct GenerationRequest: Sendable {
     public var prefillChunk: Int
 
     /// Prompt tokens per prefill pass unless a request says otherwise.
-    public static let defaultPrefillChunk = 64
+    public static let defaultPrefillChunk = 128
 
     public init(prompt: [Int32], maxTokens: Int = 128, sampling: SamplingParameters = .greedy,
                 stopStrings: [String] = [], stopTokens: Set<Int32>? = nil, steering: PreparedSteering? = nil,
