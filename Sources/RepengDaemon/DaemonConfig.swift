@@ -262,6 +262,7 @@ public struct DaemonConfig: Sendable, Equatable {
         guard text.utf8.count <= maxFileBytes else {
             throw ConfigError.toml(path: path, reason: "the text has \(text.utf8.count) bytes; at most \(maxFileBytes) are read")
         }
+        try checkTableHeaders(text, path: path)
         do { table = try TOMLTable(string: text) } catch { throw ConfigError.toml(path: path, reason: "\(error)") }
         var out = FileSettings()
         func string(_ t: TOMLTable, _ key: String, _ label: String) throws -> String? {
@@ -355,6 +356,32 @@ public struct DaemonConfig: Sendable, Equatable {
             out.limits = lim
         }
         return out
+    }
+
+    /// Refuses table headers that do not start with a key (`[/x]`, `[[=x]]`). The TOML library
+    /// asserts on some of them instead of reporting an error (found by fuzzing), which would
+    /// abort the daemon; this check runs first.
+    static func checkTableHeaders(_ text: String, path: String) throws {
+        var inMultiline: String?
+        for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            // Skip the insides of multi-line strings, where a line may begin with '['.
+            for delimiter in ["\"\"\"", "'''"] {
+                var count = 0
+                var rest = Substring(line)
+                while let r = rest.range(of: delimiter) { count += 1; rest = rest[r.upperBound...] }
+                if count % 2 == 1 { inMultiline = inMultiline == delimiter ? nil : (inMultiline ?? delimiter) }
+            }
+            if inMultiline != nil { continue }
+            var rest = line.drop { $0 == " " || $0 == "\t" }
+            guard rest.first == "[" else { continue }
+            rest = rest.dropFirst()
+            if rest.first == "[" { rest = rest.dropFirst() }
+            rest = rest.drop { $0 == " " || $0 == "\t" }
+            guard let c = rest.unicodeScalars.first,
+                  CharacterSet.alphanumerics.contains(c) || c == "_" || c == "-" || c == "\"" || c == "'" else {
+                throw ConfigError.toml(path: path, reason: "line \(n + 1): a table header must start with a key name")
+            }
+        }
     }
 
     /// Combines flags (which win), a config file and the defaults.

@@ -69,6 +69,12 @@ final class ConfigTests: XCTestCase {
         XCTAssertThrowsError(try DaemonConfig.parseTOML("[limits]\nmax_batch = 0"))
         XCTAssertThrowsError(try DaemonConfig.parseTOML("[[model]]\nname = \"../x\"\npath = \"/a\""))
         XCTAssertThrowsError(try DaemonConfig.parseTOML("= broken"))
+        // Found by fuzzing: the TOML library asserted (aborting the process) on this header.
+        XCTAssertThrowsError(try DaemonConfig.parseTOML("[/model]]\nath = \"/a\"\nextra = true\n")) { e in
+            XCTAssertTrue("\(e)".contains("table header"), "\(e)")
+        }
+        XCTAssertThrowsError(try DaemonConfig.parseTOML("  [[ =x]]\n"))
+        XCTAssertNoThrow(try DaemonConfig.parseTOML("socket = \"\"\"\n[not a header]\n\"\"\"\n") )
     }
 
     func testFlagsWinAndDefaults() throws {
