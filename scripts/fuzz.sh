@@ -5,6 +5,7 @@
 # Environment:
 #   FUZZ_ARGS="-max_len=65536 ..."   extra libFuzzer flags
 #   FUZZ_FRESH=1                     start from the seeds only (drop the corpus grown by earlier runs)
+#   FUZZ_BUILD=0                     run the targets as last built (skip the build step)
 #   REPENG_CACHE=DIR                 where scripts/bootstrap.sh put the models (default .cache);
 #                                    fuzz-request loads the tokenizers of DIR/models/*.gguf
 #
@@ -52,10 +53,10 @@ if [ -z "${ASAN_SYMBOLIZER_PATH:-}" ] && [ -x "$toolchain/bin/llvm-symbolizer" ]
 fi
 
 # --- build -------------------------------------------------------------------------------
-# `--sanitize=fuzzer --sanitize=address` instruments the C/C++ targets (toml++ in TOMLKit, the
-# kernels' C support), links libFuzzer's main and stops SwiftPM from renaming the executables'
-# `main` (with `-Xswiftc` alone the link fails: undefined `<target>_main`). SwiftPM hands swiftc
-# the two as separate `-sanitize=` flags, of which swiftc keeps only the last (Swift code would
+# `--sanitize=fuzzer --sanitize=address` instruments the C targets (the kernels' C support),
+# links libFuzzer's main and stops SwiftPM from renaming the executables' `main` (with
+# `-Xswiftc` alone the link fails: undefined `<target>_main`). SwiftPM hands swiftc the two as
+# separate `-sanitize=` flags, of which swiftc keeps only the last (Swift code would
 # get AddressSanitizer but no coverage), hence the combined `-Xswiftc -sanitize=fuzzer,address`.
 # The fuzz package resolves its dependencies to the main package's pins, when there are any.
 # (Copied only when different: a newer Package.resolved makes SwiftPM rebuild everything.)
@@ -64,12 +65,16 @@ if [ -f Package.resolved ] && ! cmp -s Package.resolved Fuzz/Package.resolved; t
 fi
 sanitize=(--sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address)
 mkdir -p "$scratch/logs"
-echo "fuzz: building (debug, -sanitize=fuzzer,address) into .build-fuzz ..."
-if ! nice -n 19 swift build -c debug --package-path Fuzz --scratch-path "$scratch" \
-        "${sanitize[@]}" > "$scratch/logs/build.log" 2>&1; then
-    grep -v "Cannot export local symbol" "$scratch/logs/build.log" | tail -n 40 >&2
-    echo "fuzz: build failed (full log: .build-fuzz/logs/build.log)" >&2
-    exit 1
+if [ "${FUZZ_BUILD:-1}" = 0 ]; then
+    echo "fuzz: FUZZ_BUILD=0, running the targets as last built"
+else
+    echo "fuzz: building (debug, -sanitize=fuzzer,address) into .build-fuzz ..."
+    if ! nice -n 19 swift build -c debug --package-path Fuzz --scratch-path "$scratch" \
+            "${sanitize[@]}" > "$scratch/logs/build.log" 2>&1; then
+        grep -v "Cannot export local symbol" "$scratch/logs/build.log" | tail -n 40 >&2
+        echo "fuzz: build failed (full log: .build-fuzz/logs/build.log)" >&2
+        exit 1
+    fi
 fi
 bin="$(nice -n 19 swift build -c debug --package-path Fuzz --scratch-path "$scratch" \
         "${sanitize[@]}" --show-bin-path)"

@@ -3,7 +3,6 @@
 import Foundation
 import RepengEngine
 import RepengProtocol
-import TOMLKit
 
 /// Bounds on what one request or one client may ask of the daemon.
 public struct DaemonLimits: Sendable, Equatable {
@@ -258,12 +257,11 @@ public struct DaemonConfig: Sendable, Equatable {
 
     /// Parses TOML config text (see `FileSettings`); unknown keys are errors.
     public static func parseTOML(_ text: String, path: String = "<config>") throws -> FileSettings {
-        let table: TOMLTable
         guard text.utf8.count <= maxFileBytes else {
             throw ConfigError.toml(path: path, reason: "the text has \(text.utf8.count) bytes; at most \(maxFileBytes) are read")
         }
-        try checkTableHeaders(text, path: path)
-        do { table = try TOMLTable(string: text) } catch { throw ConfigError.toml(path: path, reason: "\(error)") }
+        let table: TOMLTable
+        do { table = try TOML.parse(text) } catch { throw ConfigError.toml(path: path, reason: error.description) }
         var out = FileSettings()
         func string(_ t: TOMLTable, _ key: String, _ label: String) throws -> String? {
             guard let v = t[key] else { return nil }
@@ -356,32 +354,6 @@ public struct DaemonConfig: Sendable, Equatable {
             out.limits = lim
         }
         return out
-    }
-
-    /// Refuses table headers that do not start with a key (`[/x]`, `[[=x]]`). The TOML library
-    /// asserts on some of them instead of reporting an error (found by fuzzing), which would
-    /// abort the daemon; this check runs first.
-    static func checkTableHeaders(_ text: String, path: String) throws {
-        var inMultiline: String?
-        for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            // Skip the insides of multi-line strings, where a line may begin with '['.
-            for delimiter in ["\"\"\"", "'''"] {
-                var count = 0
-                var rest = Substring(line)
-                while let r = rest.range(of: delimiter) { count += 1; rest = rest[r.upperBound...] }
-                if count % 2 == 1 { inMultiline = inMultiline == delimiter ? nil : (inMultiline ?? delimiter) }
-            }
-            if inMultiline != nil { continue }
-            var rest = line.drop { $0 == " " || $0 == "\t" }
-            guard rest.first == "[" else { continue }
-            rest = rest.dropFirst()
-            if rest.first == "[" { rest = rest.dropFirst() }
-            rest = rest.drop { $0 == " " || $0 == "\t" }
-            guard let c = rest.unicodeScalars.first,
-                  CharacterSet.alphanumerics.contains(c) || c == "_" || c == "-" || c == "\"" || c == "'" else {
-                throw ConfigError.toml(path: path, reason: "line \(n + 1): a table header must start with a key name")
-            }
-        }
     }
 
     /// Combines flags (which win), a config file and the defaults.

@@ -348,11 +348,17 @@ public final class VectorCatalog<Value: Sendable>: Sendable {
         guard let d = opendir(dir) else { return [] }
         defer { closedir(d) }
         var out: [String] = []
+        // The name is read in place, within the record's length: a record is only as long as its
+        // name needs (d_reclen), so copying the whole 256-byte d_name field can read past the end of
+        // the directory buffer.
+        let nameOffset = MemoryLayout<dirent>.offset(of: \dirent.d_name) ?? 19
         while let ent = readdir(d) {
-            let name = withUnsafeBytes(of: ent.pointee.d_name) { raw -> String? in
-                guard let end = raw.firstIndex(of: 0) else { return nil }
-                return String(validating: raw[..<end], as: UTF8.self)
-            }
+            let available = Int(ent.pointee.d_reclen) - nameOffset
+            guard available > 0 else { continue }
+            let start = UnsafeRawPointer(ent) + nameOffset
+            let length = strnlen(start.assumingMemoryBound(to: CChar.self), available)
+            guard length < available else { continue }
+            let name = String(validating: UnsafeRawBufferPointer(start: start, count: length), as: UTF8.self)
             if let name, name != ".", name != ".." { out.append(name) }
         }
         return out

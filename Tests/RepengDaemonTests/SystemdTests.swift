@@ -113,7 +113,10 @@ final class SystemdTests: XCTestCase {
         try dirs.installHappyVector()
         let socket = dirs.root + "/activated.sock"
         // systemd-socket-activate binds and listens, then execs repengd with LISTEN_FDS=1.
-        let daemon = try DaemonProcess(["-l", socket, "-E", "OPENBLAS_CORETYPE", try DaemonFixtures.executable("repengd"),
+        // It passes on only the variables named with -E (sanitizer settings too, for runs under them).
+        let passed = ["OPENBLAS_CORETYPE", "ASAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS", "UBSAN_OPTIONS"]
+            .filter { ProcessInfo.processInfo.environment[$0] != nil }.flatMap { ["-E", $0] }
+        let daemon = try DaemonProcess(["-l", socket] + passed + [try DaemonFixtures.executable("repengd"),
                                         "--socket", dirs.root + "/unused.sock", "--vectors", dirs.vectors, "--state", dirs.state,
                                         "--model", "smollm2=" + (try DaemonFixtures.modelPath())],
                                        executable: activate, logPath: dirs.root + "/log")

@@ -267,6 +267,12 @@ final class GGUFMalformedTests: XCTestCase {
         expect(bytes, .dimensionOverflow(tensor: "t"))
     }
 
+    func testZeroDimensionHidesNoOverflow() {
+        // Zero elements, but the rows (dims[1...]) would overflow: found by fuzzing.
+        let bytes = withTensors(1) { $0.tensorInfo("t", dims: [0, 1 << 40, 1 << 40]) }
+        expect(bytes, .dimensionOverflow(tensor: "t"))
+    }
+
     func testByteSizeOverflow() {
         // Elements fit in Int, bytes (4 per element) do not.
         let bytes = withTensors(1) { $0.tensorInfo("t", dims: [1 << 31, 1 << 31]) }

@@ -1,6 +1,7 @@
-// Fuzz target: the daemon's TOML configuration (`DaemonConfig.parseTOML(_:path:)`, TOMLKit and
-// toml++ underneath) and the file reader in front of it (`DaemonConfig.readFile(_:)`, which also
-// checks the size and UTF-8), fed the same bytes through a file in /dev/shm.
+// Fuzz target: the daemon's TOML reader (`TOML.parse`), the config built on it
+// (`DaemonConfig.parseTOML(_:path:)`) and the file reader in front of it
+// (`DaemonConfig.readFile(_:)`, which also checks the size and UTF-8), fed the same bytes through a
+// file in /dev/shm.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -20,44 +21,12 @@ public func fuzzConfigInitialize(_ argc: UnsafeMutablePointer<CInt>, _ argv: Uns
     return 0
 }
 
-/// Set REPENG_FUZZ_TOML_ALL=1 to also run the inputs of the known toml++ crash (below).
-let skipKnownCrash = ProcessInfo.processInfo.environment["REPENG_FUZZ_TOML_ALL"] != "1"
-
-/// Known, reported crash in toml++ 3.4.0 (bundled by TOMLKit 0.6.0), so that fuzzing can go on
-/// past it: a table header whose first key character is neither a bare-key character nor a quote
-/// (`[^`, `[\n`, `[[=`, `[é]`) fails the assertion in toml::impl::parser::parse_key (abort; with
-/// NDEBUG it is an assume, i.e. undefined behaviour). Fixed upstream in marzer/tomlplusplus#301.
-/// Skips every line that starts (after blanks) with `[` or `[[`, blanks, then such a character.
-func hitsKnownHeaderCrash(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-    func isBlank(_ c: UInt8) -> Bool { c == 0x20 || c == 0x09 }
-    func startsKey(_ c: UInt8) -> Bool {
-        (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
-            || c == 0x5F || c == 0x2D || c == 0x22 || c == 0x27 || c == 0x5D
-    }
-    var i = 0
-    let n = bytes.count
-    while i < n {
-        var j = i
-        while j < n, isBlank(bytes[j]) { j += 1 }
-        if j < n, bytes[j] == 0x5B {
-            j += 1
-            if j < n, bytes[j] == 0x5B { j += 1 }
-            while j < n, isBlank(bytes[j]) { j += 1 }
-            if j < n, !startsKey(bytes[j]) { return true }
-        }
-        while i < n, bytes[i] != 0x0A { i += 1 }
-        i += 1
-    }
-    return false
-}
-
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzConfigTOML(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = UnsafeBufferPointer(start: data, count: size)
-    if skipKnownCrash, hitsKnownHeaderCrash(bytes) { return 0 }
-
     var parsed: DaemonConfig.FileSettings?
     if let text = String(validating: bytes, as: UTF8.self) {
+        checkDocument(text)
         do {
             let s = try DaemonConfig.parseTOML(text, path: scratchPath)
             check(s)
@@ -75,6 +44,28 @@ public func fuzzConfigTOML(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         precondition(parsed == nil, "readFile rejected a file that parseTOML accepts: \(error)")
     }
     return 0
+}
+
+/// The TOML reader: an error has a position inside the text; a document parses the same twice.
+func checkDocument(_ text: String) {
+    do {
+        let t = try TOML.parse(text)
+        precondition(try! TOML.parse(text) == t || containsNaN(.table(t)), "two parses differ")
+        _ = "\(t)"
+    } catch {
+        let lines = text.utf8.reduce(1) { $0 + ($1 == 0x0A ? 1 : 0) }
+        precondition(error.line >= 1 && error.line <= lines && error.column >= 1, "error position \(error.line):\(error.column) outside the text")
+        _ = error.description
+    }
+}
+
+func containsNaN(_ v: TOMLValue) -> Bool {
+    switch v {
+    case let .float(d): d.isNaN
+    case let .array(a): a.contains(where: containsNaN)
+    case let .table(t): t.keys.contains { t[$0].map(containsNaN) ?? false }
+    default: false
+    }
 }
 
 /// What the parser promises about the settings it returns.

@@ -9,7 +9,7 @@
 // - control specs: the `ControlSpec` JSON of the control state file, each term's vector turned
 //   into steering (`ControlVector.steering(for:coefficient:layers:normalize:)`) on a tiny
 //   synthetic model, `prepareSteering` and one steered forward pass;
-// - training layer ids (`LlamaModel.blockIndex`) and error mapping (`rpcError`).
+// - training layer ids (`LanguageModel.blockIndex`) and error mapping (`rpcError`).
 // The input is also read as text for the client-side layer-spec syntax (`LayerSpec.parse`).
 import Foundation
 import RepengDaemon
@@ -23,7 +23,7 @@ import SwiftProtobuf
 /// Tokenizers requests are encoded with: the built-in one, then those of the model files found.
 nonisolated(unsafe) var tokenizers: [any Tokenizer] = []
 /// A 4-block model with hidden size 8 and zero weights, for steering.
-nonisolated(unsafe) var model: LlamaModel!
+nonisolated(unsafe) var model: (any LanguageModel)!
 /// Vectors by name, as a vector directory would hold them.
 nonisolated(unsafe) var vectors: [String: ControlVector] = [:]
 let workspace = ForwardWorkspace()
@@ -75,7 +75,7 @@ func builtinVocabulary() -> TokenizerVocabulary {
                                chatTemplate: "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}")
 }
 
-func syntheticModel(tokenizer: any Tokenizer) throws -> LlamaModel {
+func syntheticModel(tokenizer: any Tokenizer) throws -> any LanguageModel {
     let config = try ModelConfig(blockCount: 4, hiddenSize: 8, feedForwardSize: 16, headCount: 2, kvHeadCount: 2,
                                  vocabSize: tokenizer.vocabularySize, contextLength: 64)
     let d = config.hiddenSize, f = config.feedForwardSize, v = config.vocabSize
@@ -94,7 +94,7 @@ func syntheticModel(tokenizer: any Tokenizer) throws -> LlamaModel {
             w[p + name] = [Float](repeating: 0.01, count: d * f)
         }
     }
-    return try LlamaModel(config: config, weights: w, tokenizer: tokenizer)
+    return try DecoderModel(config: config, weights: w, tokenizer: tokenizer)
 }
 
 func syntheticVectors() -> [String: ControlVector] {

@@ -315,12 +315,15 @@ enum GGUFParser {
             guard let type = GGMLType(rawValue: rawType) else { throw .unknownTensorType(tensor: name, raw: rawType) }
             let offset = try c.read(UInt64.self, "data offset of tensor '\(name)'")
 
-            var elements = 1
-            for dim in dims {
-                let (p, o) = elements.multipliedReportingOverflow(by: dim)
+            // The product of the non-zero dims must fit too: a zero dim ([0, 2^40, 2^40]) would
+            // otherwise hide dims whose product (rowCount) overflows.
+            var nonZeroProduct = 1
+            for dim in dims where dim != 0 {
+                let (p, o) = nonZeroProduct.multipliedReportingOverflow(by: dim)
                 guard !o else { throw .dimensionOverflow(tensor: name) }
-                elements = p
+                nonZeroProduct = p
             }
+            let elements = dims.contains(0) ? 0 : nonZeroProduct
             guard dims[0] % type.blockSize == 0 else {
                 throw .partialBlock(tensor: name, type: type, rowLength: dims[0])
             }
