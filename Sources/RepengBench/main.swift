@@ -106,7 +106,7 @@ var results: [(String, Double)] = []
 
 do {
     let t0 = now()
-    let model = try LlamaModel(path: opt.model)
+    let model = try loadModel(path: opt.model)
     report("load_s", now() - t0, "s")
     if !opt.json { print("OpenBLAS kernels: \(BLAS.coreName), \(BLAS.threads) thread(s)") }
     guard let tok = model.tokenizer else { fail(EngineError.invalidArgument("model has no tokenizer")) }
@@ -234,7 +234,7 @@ do {
 /// Training time for a template dataset (persona prompt in ChatML + suffix), every layer but
 /// block 0, with and without the shared-prefix cache; the same dataset can be written out for
 /// scripts/bench/bench_repeng.py.
-@MainActor func benchTraining(_ model: LlamaModel) throws {
+@MainActor func benchTraining(_ model: any LanguageModel) throws {
     let suffixCount = (opt.pairs + 1) / 2
     let dataset = Array(try makeChatDataset(
         template: "Act as if you're extremely {persona}.",
@@ -275,7 +275,7 @@ do {
 /// prefilled alone with a different prompt, then `steps` decodeSteps of one token each (greedy
 /// argmax, EOS ignored). Reports tokens/s per batch size and the ratio to one sequence; the
 /// best of three runs of each size counts.
-@MainActor func benchBatchedDecode(_ model: LlamaModel, tokenizer tok: any Tokenizer) throws {
+@MainActor func benchBatchedDecode(_ model: any LanguageModel, tokenizer tok: any Tokenizer) throws {
     let strings = try JSONDecoder().decode([String].self, from: Data(contentsOf: URL(fileURLWithPath: opt.strings)))
     let ws = ForwardWorkspace()
     let vocab = model.config.vocabSize
@@ -321,7 +321,7 @@ func argmax(_ p: UnsafePointer<Float>, _ n: Int) -> Int32 {
 /// The decode-step kernel alone on one thread against a 302 MB matrix (576 columns, like
 /// SmolLM2's), as weight bytes read per second, beside OpenBLAS sgemv; then the sampler's cost
 /// per token on the model's logits after a real prompt, for common settings.
-@MainActor func benchKernels(_ model: LlamaModel, tokenizer tok: any Tokenizer) throws {
+@MainActor func benchKernels(_ model: any LanguageModel, tokenizer tok: any Tokenizer) throws {
     BLAS.setThreads(1)
     if !opt.json { print("kernel and sampler timings below run on 1 thread") }
     let cols = 576, rows = 131_072
@@ -369,7 +369,7 @@ func argmax(_ p: UnsafePointer<Float>, _ n: Int) -> Int32 {
 
 /// Prefill of one long prompt run whole (chunk 0) or in chunks of each size, as the daemon's
 /// scheduler runs it: tokens/s and the time of one chunk (what a decode step may wait behind).
-@MainActor func benchChunkedPrefill(_ model: LlamaModel, tokenizer tok: any Tokenizer, chunks: [Int]) throws {
+@MainActor func benchChunkedPrefill(_ model: any LanguageModel, tokenizer tok: any Tokenizer, chunks: [Int]) throws {
     let strings = try JSONDecoder().decode([String].self, from: Data(contentsOf: URL(fileURLWithPath: opt.strings)))
     var prompt: [Int32] = []
     while prompt.count < opt.promptTokens { for s in strings where prompt.count < opt.promptTokens { prompt += tok.encode(s + " ", addSpecial: false) } }

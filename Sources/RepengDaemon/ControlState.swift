@@ -47,7 +47,7 @@ public struct ControlResolver: Sendable {
     /// The steering for `spec` on `model`: Σ coefficient × direction over the terms, on the
     /// spec's layers (or each vector's own). A single term gives exactly the steering of
     /// `ControlVector.steering(for:coefficient:layers:normalize:)`.
-    public func resolve(_ spec: ControlSpec, model: LlamaModel) throws -> ResolvedControl {
+    public func resolve(_ spec: ControlSpec, model: any LanguageModel) throws -> ResolvedControl {
         guard spec.terms.count <= limits.maxControlTerms else {
             throw DaemonError.invalidArgument("a control has at most \(limits.maxControlTerms) terms, got \(spec.terms.count)")
         }

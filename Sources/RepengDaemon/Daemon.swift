@@ -105,8 +105,8 @@ public final class Daemon: Sendable {
         for (i, spec) in config.models.enumerated() {
             notifier.status("loading model \(spec.name) (\(i + 1) of \(config.models.count))")
             let t0 = monotonicSeconds()
-            let model: LlamaModel
-            do { model = try LlamaModel(path: spec.path) } catch {
+            let model: any LanguageModel
+            do { model = try loadModel(path: spec.path) } catch {
                 for h in hosts { h.scheduler.stop(cancelRunning: true) }
                 throw StartupError.model(name: spec.name, path: spec.path, reason: "\(error)")
             }

@@ -8,13 +8,13 @@ import RepengSteering
 public final class ModelHost: @unchecked Sendable {
     public let name: String
     public let path: String
-    public let model: LlamaModel
+    public let model: any LanguageModel
     public let scheduler: Scheduler
     public let isDefault: Bool
     private let lock = NSLock()
     private var control: ResolvedControl?
 
-    init(spec: ModelSpec, model: LlamaModel, limits: DaemonLimits, isDefault: Bool) {
+    init(spec: ModelSpec, model: any LanguageModel, limits: DaemonLimits, isDefault: Bool) {
         name = spec.name
         path = spec.path
         self.model = model

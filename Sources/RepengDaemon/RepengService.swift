@@ -261,15 +261,11 @@ public struct RepengService: Repeng_V1_Repeng.SimpleServiceProtocol {
             case .meanDiff: method = .meanDiff
             case .UNRECOGNIZED(let v): throw DaemonError.invalidArgument("unknown training method \(v)")
             }
-            let L = host.model.config.blockCount
             var layers: [Int]?
             if !request.layers.isEmpty {
                 layers = []
                 for l in request.layers.map(Int.init) {
-                    guard l >= -L, l < L else {
-                        throw DaemonError.invalidArgument("layer \(l) is out of range for model '\(host.name)' with \(L) blocks (use 0..<\(L) or -\(L)...-1)")
-                    }
-                    guard (l < 0 ? L + l : l) != 0 else {
+                    guard try host.model.blockIndex(l) != 0 else {
                         throw DaemonError.invalidArgument("layer 0 cannot be trained into a GGUF vector (llama.cpp rejects direction.0); start at layer 1")
                     }
                     layers?.append(l)
@@ -368,6 +364,8 @@ public struct RepengService: Repeng_V1_Repeng.SimpleServiceProtocol {
                         $0.contextLength = UInt32(c.contextLength)
                         $0.isDefault = h.isDefault
                         $0.controlled = h.currentControl?.prepared != nil
+                        $0.weightTypes = h.model.fileWeightTypes.mapValues { UInt32(clamping: $0) }
+                        $0.residentBytes = UInt64(clamping: h.model.residentBytes)
                     }
                 }
             }

@@ -78,7 +78,7 @@ public final class GenerationJob: @unchecked Sendable {
 /// its slot. At most `maxBatch` parked sequences are kept; a parked sequence is stopped after
 /// `slowReaderSeconds`, or earlier when its place is needed for a queued request.
 public final class Scheduler: @unchecked Sendable {
-    public let model: LlamaModel
+    public let model: any LanguageModel
     let maxQueue: Int
     let maxBatch: Int
     /// A sequence whose client has this many pieces unread skips decode steps until it reads.
@@ -103,7 +103,7 @@ public final class Scheduler: @unchecked Sendable {
     private var lastBeat = monotonicSeconds()
     private var idle = false
 
-    public init(model: LlamaModel, maxQueue: Int, maxBatch: Int, maxBacklog: Int = 64, slowReaderSeconds: Double = 60,
+    public init(model: any LanguageModel, maxQueue: Int, maxBatch: Int, maxBacklog: Int = 64, slowReaderSeconds: Double = 60,
                 name: String) {
         self.model = model
         self.maxQueue = maxQueue

@@ -41,7 +41,7 @@ BLAS.setThreads(ProcessInfo.processInfo.activeProcessorCount)
 
 do {
     var t = now()
-    let model = try LlamaModel(path: modelPath)
+    let model = try loadModel(path: modelPath)
     print(String(format: "loaded %@ (%d blocks, hidden %d) in %.2f s", model.config.name, model.config.blockCount,
                  model.config.hiddenSize, now() - t))
 

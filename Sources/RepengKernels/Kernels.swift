@@ -1,4 +1,4 @@
-// Element-wise kernels of the forward pass (RMSNorm, RoPE, SwiGLU, softmax, steering), each
+// Element-wise kernels of the forward pass (RMSNorm, RoPE, SwiGLU, GeGLU, softmax, steering), each
 // with a plain reference path beside the SIMD path; the tests check one against the other.
 import Foundation
 
@@ -111,6 +111,16 @@ public enum Kernels {
     /// For each row of `gateUp` laid out as [gate(ffn) | up(ffn)], writes silu(gate)*up into `out` [rows, ffn].
     public static func swiglu(_ gateUp: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, rows: Int, ffn: Int) {
         let one = SIMD16<Float>(repeating: 1)
+        gated(gateUp, out, rows: rows, ffn: ffn, { x in x / (one + exp(-x)) }, { x in x / (1 + Foundation.exp(-x)) })
+    }
+
+    /// out[r] = act(gate[r]) * up[r] over rows laid out as [gate(ffn) | up(ffn)]; `act` on 16
+    /// lanes, `scalar` for the tail.
+    @inline(__always)
+    static func gated(
+        _ gateUp: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, rows: Int, ffn: Int,
+        _ act: (SIMD16<Float>) -> SIMD16<Float>, _ scalar: (Float) -> Float
+    ) {
         for r in 0..<rows {
             let g = gateUp + r * 2 * ffn
             let u = g + ffn
@@ -119,13 +129,11 @@ public enum Kernels {
             while i + 16 <= ffn {
                 let x = UnsafeRawPointer(g + i).loadUnaligned(as: SIMD16<Float>.self)
                 let up = UnsafeRawPointer(u + i).loadUnaligned(as: SIMD16<Float>.self)
-                let silu = x / (one + exp(-x))
-                UnsafeMutableRawPointer(o + i).storeBytes(of: silu * up, as: SIMD16<Float>.self)
+                UnsafeMutableRawPointer(o + i).storeBytes(of: act(x) * up, as: SIMD16<Float>.self)
                 i += 16
             }
             while i < ffn {
-                let x = g[i]
-                o[i] = (x / (1 + Foundation.exp(-x))) * u[i]
+                o[i] = scalar(g[i]) * u[i]
                 i += 1
             }
         }
@@ -162,6 +170,32 @@ public enum Kernels {
                 let x = gateUp[r * 2 * ffn + i]
                 let silu = x * (1 / (1 + Foundation.exp(-x)))
                 out[r * ffn + i] = silu * gateUp[r * 2 * ffn + ffn + i]
+            }
+        }
+    }
+
+    // MARK: GeGLU (Shazeer 2020) with tanh-approximated GELU: out = gelu_tanh(gate) * up
+
+    /// √(2/π), GELU's tanh approximation constant.
+    static let geluBeta: Float = 0.797_884_56
+    static let geluKappa: Float = 0.044_715
+
+    /// For each row of `gateUp` laid out as [gate(ffn) | up(ffn)], writes gelu_tanh(gate)*up into
+    /// `out` [rows, ffn]. Uses 0.5·(1 + tanh(y)) = sigmoid(2y), y = √(2/π)(x + 0.044715x³).
+    public static func geglu(_ gateUp: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, rows: Int, ffn: Int) {
+        let one = SIMD16<Float>(repeating: 1)
+        let beta2 = SIMD16<Float>(repeating: 2 * geluBeta), kappa = SIMD16<Float>(repeating: geluKappa)
+        gated(gateUp, out, rows: rows, ffn: ffn, { x in x / (one + exp(-(beta2 * (x + kappa * x * x * x)))) },
+              { x in x / (1 + Foundation.exp(-2 * geluBeta * (x + geluKappa * x * x * x))) })
+    }
+
+    /// Reference GeGLU, as written in transformers' GELUTanh: 0.5·x·(1 + tanh(√(2/π)(x + 0.044715x³))).
+    public static func gegluReference(_ gateUp: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, rows: Int, ffn: Int) {
+        for r in 0..<rows {
+            for i in 0..<ffn {
+                let x = gateUp[r * 2 * ffn + i]
+                let gelu = 0.5 * x * (1 + Foundation.tanh(geluBeta * (x + geluKappa * x * x * x)))
+                out[r * ffn + i] = gelu * gateUp[r * 2 * ffn + ffn + i]
             }
         }
     }

@@ -9,8 +9,6 @@ public enum ControlError: Error, CustomStringConvertible, Sendable, Equatable {
     case nonFiniteCoefficient(Float)
     /// The vector's directions do not have the model's hidden size.
     case hiddenSizeMismatch(vector: Int, model: Int)
-    /// A layer (as given, negative ids counting from the end) is outside the model.
-    case layerOutOfRange(layer: Int, blockCount: Int)
     /// A requested layer has no direction in the vector.
     case missingLayer(Int)
     /// coefficient × direction overflowed, or the vector holds non-finite values.
@@ -25,8 +23,6 @@ public enum ControlError: Error, CustomStringConvertible, Sendable, Equatable {
         case .nonFiniteCoefficient(let c): return "control coefficient must be finite, got \(c)"
         case let .hiddenSizeMismatch(v, m):
             return "control vector has \(v)-dimensional directions but the model's hidden size is \(m); it was made for another model"
-        case let .layerOutOfRange(l, b):
-            return "layer \(l) is out of range for a model with \(b) blocks (use 0..<\(b) or -\(b)...-1)"
         case .missingLayer(let l): return "control vector has no direction for block \(l)"
         case .nonFiniteControl(let l): return "coefficient × direction is not finite at block \(l)"
         case .invalidVector(let e): return "invalid control vector: \(e)"
@@ -45,25 +41,23 @@ extension ControlVector {
     /// - All-zero layers (coefficient 0, `v * 0`, `v - v`) are left out, so such control is
     ///   bit-identical to none.
     public func steering(
-        for model: LlamaModel, coefficient: Float, layers: [Int]? = nil, normalize: Bool = false
+        for model: any LanguageModel, coefficient: Float, layers: [Int]? = nil, normalize: Bool = false
     ) throws -> Steering {
         guard coefficient.isFinite else { throw ControlError.nonFiniteCoefficient(coefficient) }
         let size: Int?
         do { size = try validate() } catch let e as ControlVectorError { throw ControlError.invalidVector(e) }
-        let L = model.config.blockCount, d = model.config.hiddenSize
+        let d = model.config.hiddenSize
         if let s = size, s != d { throw ControlError.hiddenSizeMismatch(vector: s, model: d) }
         var blocks: [Int] = []
         if let layers {
             for l in layers {
-                let b = l < 0 ? L + l : l
-                guard b >= 0, b < L else { throw ControlError.layerOutOfRange(layer: l, blockCount: L) }
+                let b = try model.config.blockIndex(l)
                 guard directions[b] != nil else { throw ControlError.missingLayer(b) }
                 if !blocks.contains(b) { blocks.append(b) }
             }
         } else {
             for b in self.layers {
-                guard b < L else { throw ControlError.layerOutOfRange(layer: b, blockCount: L) }
-                blocks.append(b)
+                blocks.append(try model.config.blockIndex(b))
             }
         }
         var vectors: [Int: [Float]] = [:]
@@ -79,7 +73,7 @@ extension ControlVector {
 
     /// Reasons to doubt this vector suits `model` that do not prevent applying it (repeng only
     /// warns on a model-type mismatch), followed by the vector's own `warnings`.
-    public func compatibilityWarnings(for model: LlamaModel) -> [String] {
+    public func compatibilityWarnings(for model: any LanguageModel) -> [String] {
         var out: [String] = []
         if modelType != model.config.architecture {
             out.append("control vector is for model type '\(modelType)' but the model is '\(model.config.architecture)'")
@@ -101,14 +95,14 @@ public struct ControlledGeneration: Sendable {
 /// changes and generations are serialized by an internal lock; a generation uses the control
 /// that was set when it started.
 public final class ControlledModel: @unchecked Sendable {
-    public let model: LlamaModel
+    public let model: any LanguageModel
     private let lock = NSLock()
     private var prepared: PreparedSteering?
     private var current: Steering?
     private var warningList: [String] = []
     private let workspace = ForwardWorkspace()
 
-    public init(model: LlamaModel) {
+    public init(model: any LanguageModel) {
         self.model = model
     }
 

@@ -208,7 +208,7 @@ public func makeChatDataset(
 /// `makeChatDataset` with the format detected from `model`'s tokenizer (`ChatFormat.detect`).
 public func makeChatDataset(
     template: String, positivePersonas: [String], negativePersonas: [String], suffixes: [String],
-    model: LlamaModel
+    model: any LanguageModel
 ) throws -> [DatasetEntry] {
     try makeChatDataset(template: template, positivePersonas: positivePersonas, negativePersonas: negativePersonas,
                         suffixes: suffixes, format: ChatFormat.detect(tokenizer: model.tokenizer))

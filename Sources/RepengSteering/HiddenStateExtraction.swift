@@ -14,12 +14,12 @@ import RepengEngine
 ///   same up to float rounding; `false` runs every distinct sequence whole (reference path).
 /// - `progress(done)`: distinct sequences whose states have been read so far.
 public func lastTokenHiddenStates(
-    model: LlamaModel, sequences: [[Int32]], layers blocks: [Int], batchSize: Int = 32,
+    model: any LanguageModel, sequences: [[Int32]], layers blocks: [Int], batchSize: Int = 32,
     sharePrefixes: Bool = true, progress: ((Int) throws -> Void)? = nil
 ) throws -> [Int: HiddenMatrix] {
     guard batchSize >= 1 else { throw TrainingError.badBatchSize(batchSize) }
-    let L = model.config.blockCount, d = model.config.hiddenSize
-    for b in blocks where b < 0 || b >= L { throw TrainingError.layerOutOfRange(layer: b, blockCount: L) }
+    let d = model.config.hiddenSize
+    for b in blocks { _ = try model.config.blockIndex(b, fromEnd: false) }
     guard !sequences.isEmpty else { throw TrainingError.emptyDataset }
     for (i, s) in sequences.enumerated() {
         let side = i % 2 == 0 ? "positive" : "negative"
@@ -90,7 +90,7 @@ struct StateTable {
 
 /// Reference path: every distinct sequence run whole, `batchSize` per pass.
 private func runWhole(
-    model: LlamaModel, unique: [[Int32]], indices: [Int], batchSize: Int, into states: inout StateTable,
+    model: any LanguageModel, unique: [[Int32]], indices: [Int], batchSize: Int, into states: inout StateTable,
     progress: ((Int) throws -> Void)?
 ) throws {
     let workspace = ForwardWorkspace()
@@ -171,7 +171,7 @@ private final class BranchCache {
 /// Runs the trie's edges depth-first, up to `batchSize` edges (and a bounded number of tokens)
 /// per forward pass, each continuing from a copy of its branch point's cache.
 private func runShared(
-    model: LlamaModel, unique: [[Int32]], indices: [Int], batchSize: Int, into states: inout StateTable,
+    model: any LanguageModel, unique: [[Int32]], indices: [Int], batchSize: Int, into states: inout StateTable,
     progress: ((Int) throws -> Void)?
 ) throws {
     let trie = TokenTrie(unique)

@@ -47,7 +47,6 @@ public enum TrainingError: Error, CustomStringConvertible, Sendable, Equatable {
     /// The model has no tokenizer, so texts cannot be encoded (pass `computeHiddens`).
     case noTokenizer
     case noLayers
-    case layerOutOfRange(layer: Int, blockCount: Int)
     case badBatchSize(Int)
     /// A matrix whose shape does not match its values.
     case badMatrix(rows: Int, columns: Int, values: Int)
@@ -74,8 +73,6 @@ public enum TrainingError: Error, CustomStringConvertible, Sendable, Equatable {
         case let .emptyText(i, side): return "dataset entry \(i): the \(side) text encodes to no tokens"
         case .noTokenizer: return "the model has no tokenizer; provide hidden states with computeHiddens"
         case .noLayers: return "no layers to train"
-        case let .layerOutOfRange(l, b):
-            return "layer \(l) is out of range for a model with \(b) blocks (use 0..<\(b) or -\(b)...-1)"
         case .badBatchSize(let b): return "batch size must be at least 1, got \(b)"
         case let .badMatrix(r, c, v): return "hidden-state matrix has \(v) values, not \(r) rows × \(c) columns"
         case .hookMissingLayer(let l): return "hidden-state hook returned nothing for layer \(l)"
@@ -129,7 +126,7 @@ extension ControlVector {
     ///
     /// The result's directions are keyed by block index and have unit length.
     public static func train(
-        model: LlamaModel, dataset: [DatasetEntry], layers: [Int]? = nil, batchSize: Int = 32,
+        model: any LanguageModel, dataset: [DatasetEntry], layers: [Int]? = nil, batchSize: Int = 32,
         method: TrainingMethod = .pcaDiff, sharePrefixes: Bool = true, maxTextTokens: Int? = nil,
         maxTotalTokens: Int? = nil, computeHiddens: HiddenStateHook? = nil,
         transformHiddens: HiddenStateTransform? = nil, progress: ((_ done: Int, _ total: Int) throws -> Void)? = nil
@@ -141,7 +138,7 @@ extension ControlVector {
             throw TrainingError.tooFewPairs(method: method, pairs: dataset.count, minimum: minimum)
         }
         let L = model.config.blockCount
-        let blocks = try normalizedLayers(layers ?? Array(stride(from: -1, to: -L, by: -1)), blockCount: L)
+        let blocks = try normalizedLayers(layers ?? Array(stride(from: -1, to: -L, by: -1)), config: model.config)
 
         var texts: [String] = []
         texts.reserveCapacity(dataset.count * 2)
@@ -297,11 +294,10 @@ extension ControlVector {
         return FittedDirection(direction: direction, explainedRatio: ratio, pairsHigher: higher, pairsLower: lower, flipped: flip)
     }
 
-    static func normalizedLayers(_ layers: [Int], blockCount L: Int) throws -> [Int] {
+    static func normalizedLayers(_ layers: [Int], config: ModelConfig) throws -> [Int] {
         var seen = Set<Int>(), out: [Int] = []
         for layer in layers {
-            let b = layer < 0 ? L + layer : layer
-            guard b >= 0, b < L else { throw TrainingError.layerOutOfRange(layer: layer, blockCount: L) }
+            let b = try config.blockIndex(layer)
             if seen.insert(b).inserted { out.append(b) }
         }
         guard !out.isEmpty else { throw TrainingError.noLayers }

@@ -234,11 +234,16 @@ struct Models: AsyncParsableCommand {
                     try printJSON(["models": r.models.map { m in
                         ["name": m.name, "path": m.path, "architecture": m.architecture, "display_name": m.displayName,
                          "block_count": m.blockCount, "hidden_size": m.hiddenSize, "vocab_size": m.vocabSize,
-                         "context_length": m.contextLength, "default": m.isDefault, "controlled": m.controlled] as [String: Any]
+                         "context_length": m.contextLength, "default": m.isDefault, "controlled": m.controlled,
+                         "weight_types": m.weightTypes, "resident_bytes": m.residentBytes] as [String: Any]
                     }])
                 } else {
                     for m in r.models {
-                        writeOut("\(m.name)\(m.isDefault ? " (default)" : "")\t\(m.architecture)\t\(m.blockCount) blocks\thidden \(m.hiddenSize)\t\(m.controlled ? "controlled" : "no control")\t\(m.path)\n")
+                        let types = m.weightTypes.sorted { $0.value > $1.value || ($0.value == $1.value && $0.key < $1.key) }
+                            .map { "\($0.key)×\($0.value)" }.joined(separator: ",")
+                        writeOut("\(m.name)\(m.isDefault ? " (default)" : "")\t\(m.architecture)\t\(m.blockCount) blocks\thidden \(m.hiddenSize)"
+                            + "\tvocab \(m.vocabSize)\tcontext \(m.contextLength)\t\(types.isEmpty ? "-" : types)"
+                            + "\t\(m.controlled ? "controlled" : "no control")\t\(m.path)\n")
                     }
                 }
             }
@@ -437,7 +442,12 @@ func controlJSON(_ model: String, _ c: Repeng_V1_Control, _ blocks: [Int32]) -> 
 
 struct SetControl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Set the model's control: the sum of the NAME × COEFF terms (used by later generations).")
+        abstract: "Set the model's control: the sum of the NAME × COEFF terms (used by later generations).",
+        discussion: """
+            A useful coefficient depends on the size of the model's residual stream: a few units on \
+            SmolLM2 and most Llama-family models, hundreds on Gemma-3, whose hidden states have norms \
+            in the thousands.
+            """)
     @OptionGroup var global: GlobalOptions
     @Option(parsing: .unconditional, help: "Layers to control: ids and ranges, e.g. '-5..-18'.")
     var layers: String?

@@ -32,12 +32,12 @@ enum DaemonFixtures {
     }
 
     /// The model, loaded once.
-    nonisolated(unsafe) private static var cachedModel: LlamaModel?
+    nonisolated(unsafe) private static var cachedModel: (any LanguageModel)?
     private static let lock = NSLock()
-    static func model() throws -> LlamaModel {
+    static func model() throws -> any LanguageModel {
         try lock.withLock {
             if let m = cachedModel { return m }
-            let m = try LlamaModel(path: try modelPath())
+            let m = try loadModel(path: try modelPath())
             cachedModel = m
             return m
         }

@@ -9,7 +9,7 @@ import XCTest
 struct TinyModel {
     let config: ModelConfig
     let weights: [String: [Float]]
-    let model: LlamaModel
+    let model: any LanguageModel
 
     init(blocks: Int = 3, dim: Int = 64, ffn: Int = 96, heads: Int = 4, kvHeads: Int = 2, vocab: Int = 50,
          bias: Bool = false, interleaved: Bool = true, seed: UInt64 = 1) throws {
@@ -42,7 +42,7 @@ struct TinyModel {
             }
         }
         weights = w
-        model = try LlamaModel(config: config, weights: w)
+        model = try DecoderModel(config: config, weights: w)
     }
 
     /// Scalar reference: hidden states (transformers numbering) at every position, and logits.
@@ -301,6 +301,16 @@ final class ForwardTests: XCTestCase {
         Kernels.swiglu(gu, &c, rows: rows, ffn: ffn)
         Kernels.swigluReference(gu, &d, rows: rows, ffn: ffn)
         XCTAssertLessThan(maxRelDiff(c, d), 1e-6)
+        // GeGLU over a wide range (gelu_tanh saturates to 0 and to x), also past |x| = 10.
+        let gx = (0..<(rows * 2 * ffn)).map { _ in Float(rng.nextUnit() * 24 - 12) }
+        var g1 = [Float](repeating: 0, count: rows * ffn), g2 = g1
+        Kernels.geglu(gx, &g1, rows: rows, ffn: ffn)
+        Kernels.gegluReference(gx, &g2, rows: rows, ffn: ffn)
+        // Relative to the largest value: where gelu_tanh is nearly 0 the reference's 1 + tanh(y)
+        // cancels (as in transformers' f32 GELUTanh), the kernel's sigmoid(2y) does not.
+        let gegluDiff = maxRelDiff(g1, g2)
+        print("geglu max relative difference: \(gegluDiff)")
+        XCTAssertLessThan(gegluDiff, 1e-6)
         var e = (0..<300).map { _ in Float(rng.nextUnit() * 60 - 30) }, f = e
         Kernels.softmax(&e, n: 300, valid: 250)
         Kernels.softmaxReference(&f, n: 300, valid: 250)

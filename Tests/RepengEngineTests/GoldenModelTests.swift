@@ -46,27 +46,8 @@ private struct GreedyFixture: Decodable {
     let cases: [Case]
 }
 
-/// One SmolLM2 instance shared by the golden tests (loading takes a moment).
-private actor ModelCache {
-    static let shared = ModelCache()
-    var model: LlamaModel?
-    func smolLM2() throws -> LlamaModel {
-        if let model { return model }
-        let m = try LlamaModel(path: TestSupport.modelPath(TestSupport.smolLM2File))
-        model = m
-        return m
-    }
-}
-
 final class GoldenModelTests: XCTestCase {
-    private func model() async throws -> LlamaModel { try await ModelCache.shared.smolLM2() }
-
-    private func relErr(_ a: [Float], _ b: [Float]) -> Float {
-        XCTAssertEqual(a.count, b.count)
-        var num: Float = 0, den: Float = 0
-        for i in 0..<min(a.count, b.count) { num = max(num, abs(a[i] - b[i])); den = max(den, abs(b[i])) }
-        return num / max(den, 1e-20)
-    }
+    private func model() async throws -> any LanguageModel { try await BundledModels.shared.model(TestSupport.smolLM2File) }
 
     func testTokenIdsMatchTransformers() async throws {
         let m = try await model()
@@ -99,12 +80,12 @@ final class GoldenModelTests: XCTestCase {
                 let i = Int(k)!
                 layersChecked.insert(i)
                 let mine = Array(o.hidden[i]![((n - 1) * dim)..<(n * dim)])
-                let e = relErr(mine, ref)
+                let e = relativeError(mine, ref)
                 if e > worst { worst = e; worstAt = "\(p.name) index \(i)" }
             }
             for (k, rows) in p.all_positions ?? [:] {
                 let i = Int(k)!
-                let e = relErr(o.hidden[i]!, rows.flatMap { $0 })
+                let e = relativeError(o.hidden[i]!, rows.flatMap { $0 })
                 if e > worst { worst = e; worstAt = "\(p.name) index \(i) (all positions)" }
             }
             // Top logits: same argmax, values within tolerance.
@@ -131,7 +112,7 @@ final class GoldenModelTests: XCTestCase {
             let mine = try m.forward([SequenceInput(tokens: p.token_ids)], workspace: ws)[0].logits
             XCTAssertEqual(mine.count, ref.count)
             XCTAssertEqual(Kernels.argmax(mine, mine.count), p.argmax)
-            worst = max(worst, relErr(mine, ref))
+            worst = max(worst, relativeError(mine, ref))
         }
         print("last-position logits vs transformers: \(fx.prompts.count) prompts × \(m.config.vocabSize) values, max relative error \(worst) (tolerance \(logitTolerance))")
         XCTAssertLessThan(worst, logitTolerance)
@@ -188,7 +169,7 @@ final class GoldenModelTests: XCTestCase {
         let whole = try lastLogits(chunk: 0)
         var worst: Float = 0
         for chunk in [1, 7, 64, 128] {
-            let e = relErr(try lastLogits(chunk: chunk), whole)
+            let e = relativeError(try lastLogits(chunk: chunk), whole)
             worst = max(worst, e)
             XCTAssertLessThan(e, 1e-4, "chunk \(chunk)")
         }

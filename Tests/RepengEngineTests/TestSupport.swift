@@ -1,6 +1,28 @@
 // Shared helpers for the engine tests: locating the bundled models and the golden fixtures.
 import Foundation
+import RepengEngine
 import XCTest
+
+/// The bundled models, each loaded once and shared by the tests that use it.
+actor BundledModels {
+    static let shared = BundledModels()
+    private var models: [String: any LanguageModel] = [:]
+
+    func model(_ file: String) throws -> any LanguageModel {
+        if let m = models[file] { return m }
+        let m = try loadModel(path: TestSupport.modelPath(file))
+        models[file] = m
+        return m
+    }
+}
+
+/// Max |a − b| over a vector divided by max |b| (the golden tests' relative error).
+func relativeError(_ a: [Float], _ b: [Float]) -> Float {
+    XCTAssertEqual(a.count, b.count)
+    var num: Float = 0, den: Float = 0
+    for i in 0..<min(a.count, b.count) { num = max(num, abs(a[i] - b[i])); den = max(den, abs(b[i])) }
+    return num / max(den, 1e-20)
+}
 
 enum TestSupport {
     /// The package root, found from this file's path (Tests/RepengEngineTests/TestSupport.swift).

@@ -100,7 +100,7 @@ final class ControlledModelTests: XCTestCase {
             XCTAssertEqual($0 as? ControlError, .missingLayer(6))
         }
         XCTAssertThrowsError(try cm.setControl(v, coefficient: 1, layers: [30])) {
-            XCTAssertEqual($0 as? ControlError, .layerOutOfRange(layer: 30, blockCount: 30))
+            XCTAssertEqual($0 as? EngineError, .layerOutOfRange(layer: 30, blockCount: 30))
         }
         XCTAssertThrowsError(try cm.setControl(ControlVector(modelType: "llama", directions: [40: [Float](repeating: 0, count: 576)]), coefficient: 1))
         XCTAssertThrowsError(try cm.setControl(ControlVector(modelType: "llama", directions: [5: [Float](repeating: .nan, count: 576)]), coefficient: 1)) {

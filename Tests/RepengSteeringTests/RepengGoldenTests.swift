@@ -56,14 +56,14 @@ private enum GoldenFixtureError: Error, CustomStringConvertible {
 private final class GoldenState: @unchecked Sendable {
     static let shared = GoldenState()
     private let lock = NSLock()
-    private var model: LlamaModel?
+    private var model: (any LanguageModel)?
     private var trained: [TrainingMethod: ControlVector] = [:]
 
-    func load() throws -> LlamaModel {
+    func load() throws -> any LanguageModel {
         let path = try SteeringTestSupport.modelPath()
         return try lock.withLock {
             if let m = model { return m }
-            let m = try LlamaModel(path: path)
+            let m = try loadModel(path: path)
             model = m
             return m
         }

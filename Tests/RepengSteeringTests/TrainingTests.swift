@@ -9,14 +9,14 @@ import XCTest
 final class SharedModel: @unchecked Sendable {
     static let shared = SharedModel()
     private let lock = NSLock()
-    private var model: LlamaModel?
+    private var model: (any LanguageModel)?
     private var vector: ControlVector?
 
-    func load() throws -> LlamaModel {
+    func load() throws -> any LanguageModel {
         let path = try SteeringTestSupport.modelPath()
         return try lock.withLock {
             if let m = model { return m }
-            let m = try LlamaModel(path: path)
+            let m = try loadModel(path: path)
             model = m
             return m
         }
@@ -34,7 +34,7 @@ final class SharedModel: @unchecked Sendable {
     }
 }
 
-func smallDataset(model: LlamaModel, suffixCount: Int, personas: Int = 2) throws -> [DatasetEntry] {
+func smallDataset(model: any LanguageModel, suffixCount: Int, personas: Int = 2) throws -> [DatasetEntry] {
     let pos = ["happy", "joyful", "cheerful", "delighted"], neg = ["sad", "miserable", "gloomy", "depressed"]
     return try makeChatDataset(template: "Act as if you're extremely {persona}.",
                                positivePersonas: Array(pos.prefix(personas)), negativePersonas: Array(neg.prefix(personas)),
@@ -205,7 +205,7 @@ final class TrainingTests: XCTestCase {
             XCTAssertEqual($0 as? TrainingError, .tooFewPairs(method: .pcaDiff, pairs: 1, minimum: 2))
         }
         XCTAssertThrowsError(try ControlVector.train(model: model, dataset: ds, layers: [30])) {
-            XCTAssertEqual($0 as? TrainingError, .layerOutOfRange(layer: 30, blockCount: 30))
+            XCTAssertEqual($0 as? EngineError, .layerOutOfRange(layer: 30, blockCount: 30))
         }
         XCTAssertThrowsError(try ControlVector.train(model: model, dataset: ds, layers: [-31]))
         XCTAssertThrowsError(try ControlVector.train(model: model, dataset: ds, layers: []))

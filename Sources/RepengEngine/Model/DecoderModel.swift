@@ -1,38 +1,124 @@
-// Llama-family decoder (llama, Mistral- and Qwen2-style GGUF files): weights and the batched
-// forward pass with read and steer hooks. Math as in transformers' LlamaModel (v4.5x):
-//   h = x + attention(rmsnorm1(x)); out = h + mlp(rmsnorm2(h)); out = steer(out, layer)
+// The shared decoder runtime: weights of every family this engine runs (Architectures/) and the
+// batched forward pass with read and steer hooks. Per block, in the order of transformers'
+// decoder layers:
+//   h = x + [postnorm](o(attention(rope([qknorm] q), rope([qknorm] k), v; window, scale))) of norm(x)
+//   out = h + [postnorm](down(act(gate)·up)) of norm(h);  out = steer(out, block)
+// The read hook sees `out` after steering (index block + 1, as `output_hidden_states`).
 import CBLAS
 import RepengKernels
 import Dispatch
 import Foundation
 
 /// Weights of one transformer block.
-struct LlamaBlock: @unchecked Sendable {
+struct DecoderBlock: @unchecked Sendable {
     var attnNorm: FloatBuffer          // [dim]
     var qkv: WeightMatrix              // [qDim + 2·kvDim, dim] (q, k, v stacked)
     var qkvBias: FloatBuffer?          // [qDim + 2·kvDim] (Qwen2)
+    var qNorm: FloatBuffer?            // [headDim] (Qwen3, Gemma-3)
+    var kNorm: FloatBuffer?            // [headDim]
     var attnOut: WeightMatrix          // [dim, qDim]
+    var postAttnNorm: FloatBuffer?     // [dim] (Gemma)
     var ffnNorm: FloatBuffer           // [dim]
     var gateUp: WeightMatrix           // [2·ffn, dim] (gate, up stacked)
     var down: WeightMatrix             // [dim, ffn]
+    var postFFNNorm: FloatBuffer?      // [dim] (Gemma)
 }
 
-/// A loaded llama-family model: configuration, tokenizer and f32 weights, immutable and
-/// shareable across threads. Forward passes run on a caller-owned `ForwardWorkspace`.
-public final class LlamaModel: @unchecked Sendable {
-    /// `general.architecture` values this file implements.
-    public static let supportedArchitectures: Set<String> = ["llama", "qwen2"]
+/// Where a block's weights come from: a GGUF file or named arrays (tests, synthetic models).
+protocol WeightSource {
+    func has(_ name: String) -> Bool
+    func vector(_ name: String, count: Int) throws -> FloatBuffer
+    /// Several [rows_i, cols] tensors stacked into one [Σ rows_i, cols] matrix.
+    func stacked(_ parts: [(String, Int)], cols: Int) throws -> WeightMatrix
+}
 
+extension WeightSource {
+    func matrix(_ name: String, rows: Int, cols: Int) throws -> WeightMatrix { try stacked([(name, rows)], cols: cols) }
+
+    /// A required tensor, or an optional one when present (nil when absent or not in the family).
+    func optionalVector(_ ref: TensorRef?, count: Int) throws -> FloatBuffer? {
+        guard let ref else { return nil }
+        if ref.optional && !has(ref.name) { return nil }
+        return try vector(ref.name, count: count)
+    }
+
+    func stackedVector(_ parts: [(String, Int)]) throws -> FloatBuffer {
+        let total = parts.reduce(0) { $0 + $1.1 }
+        let out = FloatBuffer(count: total)
+        var off = 0
+        for (n, c) in parts {
+            let v = try vector(n, count: c)
+            (out.pointer + off).update(from: v.pointer, count: c)
+            off += c
+        }
+        return out
+    }
+
+    /// The weights of block `i` as `t` names them.
+    func block(_ t: BlockTensors, config cfg: ModelConfig) throws -> DecoderBlock {
+        let dim = cfg.hiddenSize, ffn = cfg.feedForwardSize
+        var bias: FloatBuffer?
+        if let qb = t.qBias, let kb = t.kBias, let vb = t.vBias, !qb.optional || has(qb.name) {
+            bias = try stackedVector([(qb.name, cfg.qDim), (kb.name, cfg.kvDim), (vb.name, cfg.kvDim)])
+        }
+        let block = DecoderBlock(
+            attnNorm: try vector(t.attnNorm.name, count: dim),
+            qkv: try stacked([(t.q.name, cfg.qDim), (t.k.name, cfg.kvDim), (t.v.name, cfg.kvDim)], cols: dim),
+            qkvBias: bias,
+            qNorm: try optionalVector(t.qNorm, count: cfg.headDim),
+            kNorm: try optionalVector(t.kNorm, count: cfg.headDim),
+            attnOut: try matrix(t.attnOut.name, rows: dim, cols: cfg.qDim),
+            postAttnNorm: try optionalVector(t.postAttnNorm, count: dim),
+            ffnNorm: try vector(t.ffnNorm.name, count: dim),
+            gateUp: try stacked([(t.gate.name, ffn), (t.up.name, ffn)], cols: dim),
+            down: try matrix(t.down.name, rows: dim, cols: ffn),
+            postFFNNorm: try optionalVector(t.postFFNNorm, count: dim))
+        if cfg.qkNorm, block.qNorm == nil || block.kNorm == nil {
+            throw EngineError.missingTensor(t.qNorm?.name ?? "q/k norm of block \(t.attnNorm.name)")
+        }
+        if cfg.postNorms, block.postAttnNorm == nil || block.postFFNNorm == nil {
+            throw EngineError.missingTensor(t.postAttnNorm?.name ?? "post-norms of block \(t.attnNorm.name)")
+        }
+        return block
+    }
+}
+
+/// Named f32 arrays as a weight source.
+struct ArrayWeights: WeightSource {
+    let weights: [String: [Float]]
+
+    func has(_ name: String) -> Bool { weights[name] != nil }
+
+    func get(_ n: String, _ count: Int) throws -> [Float] {
+        guard let w = weights[n] else { throw EngineError.missingTensor(n) }
+        guard w.count == count else { throw EngineError.tensorShape(name: n, expected: [count], found: [w.count]) }
+        return w
+    }
+
+    func vector(_ name: String, count: Int) throws -> FloatBuffer { FloatBuffer(try get(name, count)) }
+
+    func stacked(_ parts: [(String, Int)], cols: Int) throws -> WeightMatrix {
+        var all: [Float] = []
+        for (n, r) in parts { all += try get(n, r * cols) }
+        return WeightMatrix(rows: parts.reduce(0) { $0 + $1.1 }, cols: cols, f32: FloatBuffer(all))
+    }
+}
+
+/// A loaded decoder-only model of any family in Architectures/: configuration, tokenizer and f32
+/// weights, immutable and shareable across threads.
+public final class DecoderModel: LanguageModel, @unchecked Sendable {
     public let config: ModelConfig
     public let tokenizer: (any Tokenizer)?
-    /// The GGUF metadata the model came from (chat template, names, …), when loaded from GGUF.
     public let source: GGUFFile?
+    public let fileWeightTypes: [String: Int]
 
     let tokenEmbedding: WeightMatrix   // [vocab, dim]
     let outputNorm: FloatBuffer        // [dim]
     let output: WeightMatrix           // [vocab, dim] (the embedding matrix when tied)
-    let blocks: [LlamaBlock]
-    let invFreq: [Float]               // [ropeDim / 2]
+    let blocks: [DecoderBlock]
+    /// Distinct RoPE inverse-frequency tables ([ropeDim / 2] each) and the one each block uses.
+    let ropeTables: [[Float]]
+    let blockRope: [Int]
 
     // MARK: Loading
 
@@ -42,13 +128,18 @@ public final class LlamaModel: @unchecked Sendable {
         try self.init(gguf: file)
     }
 
-    /// Builds the model from an opened GGUF file.
+    /// Builds the model from an opened GGUF file, with the tensors its architecture names.
     public init(gguf: GGUFFile) throws {
-        let cfg = try ModelConfig(gguf: gguf)
+        let arch = try gguf.string("general.architecture")
+        guard let family = Architectures.lookup(arch) else { throw EngineError.unsupportedArchitecture(arch) }
+        let cfg = try family.config(gguf: gguf, architecture: arch)
         config = cfg
         source = gguf
         tokenizer = try makeTokenizer(gguf: gguf)
-        let dim = cfg.hiddenSize, ffn = cfg.feedForwardSize
+        var types: [String: Int] = [:]
+        for t in gguf.tensors { types[t.type.description, default: 0] += 1 }
+        fileWeightTypes = types
+        let dim = cfg.hiddenSize
         let loader = GGUFWeightLoader(file: gguf)
 
         tokenEmbedding = try loader.matrix("token_embd.weight", rows: cfg.vocabSize, cols: dim)
@@ -56,76 +147,53 @@ public final class LlamaModel: @unchecked Sendable {
         output = cfg.tiedEmbeddings
             ? tokenEmbedding
             : try loader.matrix("output.weight", rows: cfg.vocabSize, cols: dim)
-        var blocks: [LlamaBlock] = []
+        var blocks: [DecoderBlock] = []
         blocks.reserveCapacity(cfg.blockCount)
         for i in 0..<cfg.blockCount {
-            let p = "blk.\(i)."
-            let qkv = try loader.stacked(
-                [(p + "attn_q.weight", cfg.qDim), (p + "attn_k.weight", cfg.kvDim), (p + "attn_v.weight", cfg.kvDim)],
-                cols: dim)
-            var bias: FloatBuffer?
-            if gguf.tensor(named: p + "attn_q.bias") != nil {
-                bias = try loader.stackedVector(
-                    [(p + "attn_q.bias", cfg.qDim), (p + "attn_k.bias", cfg.kvDim), (p + "attn_v.bias", cfg.kvDim)])
-            }
-            blocks.append(LlamaBlock(
-                attnNorm: try loader.vector(p + "attn_norm.weight", count: dim),
-                qkv: qkv,
-                qkvBias: bias,
-                attnOut: try loader.matrix(p + "attn_output.weight", rows: dim, cols: cfg.qDim),
-                ffnNorm: try loader.vector(p + "ffn_norm.weight", count: dim),
-                gateUp: try loader.stacked([(p + "ffn_gate.weight", ffn), (p + "ffn_up.weight", ffn)], cols: dim),
-                down: try loader.matrix(p + "ffn_down.weight", rows: dim, cols: ffn)))
+            blocks.append(try loader.block(family.blockTensors(i, config: cfg), config: cfg))
         }
         self.blocks = blocks
         var freqFactors: [Float]?
         if gguf.tensor(named: "rope_freqs.weight") != nil {
             freqFactors = try loader.vector("rope_freqs.weight", count: cfg.ropeDim / 2).toArray(count: cfg.ropeDim / 2)
         }
-        invFreq = LlamaModel.inverseFrequencies(cfg, factors: freqFactors)
+        (ropeTables, blockRope) = DecoderModel.ropeTables(cfg, factors: freqFactors)
     }
 
     /// Builds a model from explicit f32 weights (tests and synthetic configurations).
-    /// `weights` maps GGUF tensor names to row-major values.
+    /// `weights` maps GGUF tensor names to row-major values; the tensors are those of
+    /// `config.architecture` (llama when unknown).
     public init(config cfg: ModelConfig, weights: [String: [Float]], tokenizer: (any Tokenizer)? = nil) throws {
         config = cfg
         source = nil
+        fileWeightTypes = [:]
         self.tokenizer = tokenizer
-        let dim = cfg.hiddenSize, ffn = cfg.feedForwardSize
-        func get(_ n: String, _ count: Int) throws -> [Float] {
-            guard let w = weights[n] else { throw EngineError.missingTensor(n) }
-            guard w.count == count else { throw EngineError.tensorShape(name: n, expected: [count], found: [w.count]) }
-            return w
+        let family = Architectures.lookup(cfg.architecture) ?? LlamaArchitecture.self
+        let w = ArrayWeights(weights: weights)
+        let dim = cfg.hiddenSize
+        tokenEmbedding = try w.matrix("token_embd.weight", rows: cfg.vocabSize, cols: dim)
+        outputNorm = try w.vector("output_norm.weight", count: dim)
+        output = cfg.tiedEmbeddings ? tokenEmbedding : try w.matrix("output.weight", rows: cfg.vocabSize, cols: dim)
+        blocks = try (0..<cfg.blockCount).map { i in try w.block(family.blockTensors(i, config: cfg), config: cfg) }
+        (ropeTables, blockRope) = DecoderModel.ropeTables(cfg, factors: nil)
+    }
+
+    /// One inverse-frequency table per distinct RoPE base, and each block's table.
+    static func ropeTables(_ cfg: ModelConfig, factors: [Float]?) -> ([[Float]], [Int]) {
+        var bases: [Float] = []
+        var index: [Int] = []
+        for b in cfg.layerRopeBases {
+            if let i = bases.firstIndex(of: b) { index.append(i) } else { bases.append(b); index.append(bases.count - 1) }
         }
-        func mat(_ parts: [(String, Int)], cols: Int) throws -> WeightMatrix {
-            var all: [Float] = []
-            for (n, r) in parts { all += try get(n, r * cols) }
-            return WeightMatrix(rows: parts.reduce(0) { $0 + $1.1 }, cols: cols, f32: FloatBuffer(all))
-        }
-        tokenEmbedding = try mat([("token_embd.weight", cfg.vocabSize)], cols: dim)
-        outputNorm = FloatBuffer(try get("output_norm.weight", dim))
-        output = cfg.tiedEmbeddings ? tokenEmbedding : try mat([("output.weight", cfg.vocabSize)], cols: dim)
-        blocks = try (0..<cfg.blockCount).map { i in
-            let p = "blk.\(i)."
-            return LlamaBlock(
-                attnNorm: FloatBuffer(try get(p + "attn_norm.weight", dim)),
-                qkv: try mat([(p + "attn_q.weight", cfg.qDim), (p + "attn_k.weight", cfg.kvDim), (p + "attn_v.weight", cfg.kvDim)], cols: dim),
-                qkvBias: weights[p + "attn_q.bias"] == nil ? nil : FloatBuffer(
-                    try get(p + "attn_q.bias", cfg.qDim) + get(p + "attn_k.bias", cfg.kvDim) + get(p + "attn_v.bias", cfg.kvDim)),
-                attnOut: try mat([(p + "attn_output.weight", dim)], cols: cfg.qDim),
-                ffnNorm: FloatBuffer(try get(p + "ffn_norm.weight", dim)),
-                gateUp: try mat([(p + "ffn_gate.weight", ffn), (p + "ffn_up.weight", ffn)], cols: dim),
-                down: try mat([(p + "ffn_down.weight", dim)], cols: ffn))
-        }
-        invFreq = LlamaModel.inverseFrequencies(cfg, factors: nil)
+        return (bases.map { inverseFrequencies(cfg, base: $0, factors: factors) }, index)
     }
 
     /// RoPE inverse frequencies computed as transformers does (f32): 1 / base^(2i/d).
-    static func inverseFrequencies(_ cfg: ModelConfig, factors: [Float]?) -> [Float] {
+    static func inverseFrequencies(_ cfg: ModelConfig, base: Float, factors: [Float]?) -> [Float] {
         let d = cfg.ropeDim
         return (0..<(d / 2)).map { i in
             let exponent = Float(2 * i) / Float(d)
-            var f = 1 / Float(Foundation.pow(Double(cfg.ropeBase), Double(exponent)))
+            var f = 1 / Float(Foundation.pow(Double(base), Double(exponent)))
             if let factors, i < factors.count, factors[i] > 0 { f /= factors[i] }
             return f
         }
@@ -139,17 +207,8 @@ public final class LlamaModel: @unchecked Sendable {
     }
 
     /// A new, empty KV cache for one sequence.
-    public func makeCache(capacity: Int = 256) -> KVCache {
+    public func makeCache(capacity: Int) -> KVCache {
         KVCache(blockCount: config.blockCount, kvDim: config.kvDim, capacity: capacity)
-    }
-
-    /// Normalizes a layer id (negative ids count from the end) to a block index, or throws.
-    public func blockIndex(_ layer: Int) throws -> Int {
-        let l = layer < 0 ? config.blockCount + layer : layer
-        guard l >= 0, l < config.blockCount else {
-            throw EngineError.layerOutOfRange(layer: layer, blockCount: config.blockCount)
-        }
-        return l
     }
 
     /// Validates steering against this model and lays it out for the forward pass. Layers
@@ -158,7 +217,7 @@ public final class LlamaModel: @unchecked Sendable {
         let L = config.blockCount, dim = config.hiddenSize
         var blocks = [FloatBuffer?](repeating: nil, count: L)
         for (layer, v) in steering.vectors {
-            guard layer >= 0, layer < L else { throw EngineError.layerOutOfRange(layer: layer, blockCount: L) }
+            _ = try config.blockIndex(layer, fromEnd: false)
             guard v.count == dim else { throw EngineError.steeringSize(layer: layer, expected: dim, found: v.count) }
             guard v.allSatisfy({ $0.isFinite }) else {
                 throw EngineError.invalidArgument("steering vector for layer \(layer) has a non-finite value")
@@ -175,7 +234,7 @@ public final class LlamaModel: @unchecked Sendable {
     /// returns what `options` asks for, per sequence. Sequences with a cache append to it.
     /// Stops after the deepest requested hidden state when no logits are wanted.
     public func forward(
-        _ batch: [SequenceInput], options: ForwardOptions = ForwardOptions(), workspace: ForwardWorkspace
+        _ batch: [SequenceInput], options: ForwardOptions, workspace: ForwardWorkspace
     ) throws -> [SequenceOutput] {
         let plan = try prepare(batch, options: options, workspace: workspace)
         var outputs = [SequenceOutput](repeating: SequenceOutput(), count: batch.count)
@@ -281,7 +340,7 @@ public final class LlamaModel: @unchecked Sendable {
         let x = ws.x.pointer, xn = ws.xn.pointer, qkv = ws.qkv.pointer
         let attn = ws.attn.pointer, gu = ws.gateUp.pointer, hidden = ws.ffn.pointer
 
-        // Embeddings.
+        // Embeddings (scaled for Gemma).
         var r = 0
         for s in batch {
             for t in s.tokens {
@@ -289,32 +348,39 @@ public final class LlamaModel: @unchecked Sendable {
                 r += 1
             }
         }
+        if cfg.embeddingScale != 1 { Kernels.scale(x, cfg.embeddingScale, T * dim) }
         if plan.readIndices.contains(0) { read?(0, x) }
 
         let workers = ws.workerCount
 
-        // RoPE angles per row (shared by every block).
+        // RoPE angles per row, one table per distinct base (shared by the blocks using it).
         let half = cfg.ropeDim / 2
-        let cosT = ws.cos.pointer, sinT = ws.sin.pointer
+        ws.reserveRope(tables: ropeTables.count, values: T * half)
         let ropeScale = cfg.ropeLinearFactor
-        for seq in plan.sequences {
-            Parallel.forRows(seq.count, valuesPerRow: 16 * half, workers: workers) { rows in
-                for i in rows {
-                    let pos = Float(seq.start + i) / ropeScale
-                    let row = seq.row + i
-                    for j in 0..<half {
-                        let a = pos * invFreq[j]
-                        cosT[row * half + j] = Foundation.cos(a)
-                        sinT[row * half + j] = Foundation.sin(a)
+        for (ti, invFreq) in ropeTables.enumerated() {
+            let cosT = ws.ropeCos[ti].pointer, sinT = ws.ropeSin[ti].pointer
+            for seq in plan.sequences {
+                Parallel.forRows(seq.count, valuesPerRow: 16 * half, workers: workers) { rows in
+                    for i in rows {
+                        let pos = Float(seq.start + i) / ropeScale
+                        let row = seq.row + i
+                        for j in 0..<half {
+                            let a = pos * invFreq[j]
+                            cosT[row * half + j] = Foundation.cos(a)
+                            sinT[row * half + j] = Foundation.sin(a)
+                        }
                     }
                 }
             }
         }
 
-        let scale = 1 / Float(cfg.headDim).squareRoot()
+        let scale = cfg.attentionScale
         let eps = cfg.rmsNormEps
+        let hd = cfg.headDim
+        let proj = ws.proj.pointer
         for b in 0..<plan.blocksToRun {
             let blk = blocks[b]
+            let cosT = ws.ropeCos[blockRope[b]].pointer, sinT = ws.ropeSin[blockRope[b]].pointer
             // Attention.
             Parallel.forRows(T, valuesPerRow: dim, workers: workers) { r in
                 Kernels.rmsNorm(x + r.lowerBound * dim, blk.attnNorm.pointer, xn + r.lowerBound * dim,
@@ -325,12 +391,23 @@ public final class LlamaModel: @unchecked Sendable {
                 for row in r {
                     let q = qkv + row * qkvDim
                     if let bias = blk.qkvBias { Kernels.add(bias.pointer, into: q, qkvDim) }
+                    if let qn = blk.qNorm, let kn = blk.kNorm {
+                        // Per head, in place (each row is read before it is written).
+                        Kernels.rmsNorm(q, qn.pointer, q, rows: cfg.headCount, dim: hd, eps: eps)
+                        Kernels.rmsNorm(q + qDim, kn.pointer, q + qDim, rows: cfg.kvHeadCount, dim: hd, eps: eps)
+                    }
                     applyRope(q, heads: cfg.headCount, cos: cosT + row * half, sin: sinT + row * half)
                     applyRope(q + qDim, heads: cfg.kvHeadCount, cos: cosT + row * half, sin: sinT + row * half)
                 }
             }
-            attention(block: b, batch: batch, plan: plan, qkv: qkv, out: attn, scale: scale, ws: ws, workers: workers)
-            blk.attnOut.apply(attn, n: T, into: x, accumulate: true)
+            attention(block: b, batch: batch, plan: plan, qkv: qkv, out: attn, scale: scale,
+                      window: cfg.layerWindows[b], ws: ws, workers: workers)
+            if let post = blk.postAttnNorm {
+                blk.attnOut.apply(attn, n: T, into: proj)
+                addNormalized(proj, post, into: x, rows: T, workers: workers)
+            } else {
+                blk.attnOut.apply(attn, n: T, into: x, accumulate: true)
+            }
 
             // MLP.
             Parallel.forRows(T, valuesPerRow: dim, workers: workers) { r in
@@ -338,10 +415,19 @@ public final class LlamaModel: @unchecked Sendable {
                                 rows: r.count, dim: dim, eps: eps)
             }
             blk.gateUp.apply(xn, n: T, into: gu)
+            let activation = cfg.activation
             Parallel.forRows(T, valuesPerRow: 4 * ffn, workers: workers) { r in
-                Kernels.swiglu(gu + r.lowerBound * 2 * ffn, hidden + r.lowerBound * ffn, rows: r.count, ffn: ffn)
+                switch activation {
+                case .silu: Kernels.swiglu(gu + r.lowerBound * 2 * ffn, hidden + r.lowerBound * ffn, rows: r.count, ffn: ffn)
+                case .geluTanh: Kernels.geglu(gu + r.lowerBound * 2 * ffn, hidden + r.lowerBound * ffn, rows: r.count, ffn: ffn)
+                }
             }
-            blk.down.apply(hidden, n: T, into: x, accumulate: true)
+            if let post = blk.postFFNNorm {
+                blk.down.apply(hidden, n: T, into: proj)
+                addNormalized(proj, post, into: x, rows: T, workers: workers)
+            } else {
+                blk.down.apply(hidden, n: T, into: x, accumulate: true)
+            }
 
             // Steer hook.
             for (si, seq) in plan.sequences.enumerated() {
@@ -374,6 +460,17 @@ public final class LlamaModel: @unchecked Sendable {
         }
     }
 
+    /// x[r] += rmsnorm(v[r]) · w for `rows` rows (v is overwritten).
+    private func addNormalized(_ v: UnsafeMutablePointer<Float>, _ w: FloatBuffer, into x: UnsafeMutablePointer<Float>,
+                               rows: Int, workers: Int) {
+        let dim = config.hiddenSize, eps = config.rmsNormEps
+        Parallel.forRows(rows, valuesPerRow: 2 * dim, workers: workers) { r in
+            let v0 = v + r.lowerBound * dim
+            Kernels.rmsNorm(v0, w.pointer, v0, rows: r.count, dim: dim, eps: eps)
+            Kernels.add(v0, into: x + r.lowerBound * dim, r.count * dim)
+        }
+    }
+
     @inline(__always)
     private func applyRope(_ v: UnsafeMutablePointer<Float>, heads: Int, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
         let hd = config.headDim
@@ -394,12 +491,12 @@ public final class LlamaModel: @unchecked Sendable {
     /// (sequence, head, query tile) units that run on `workers` threads when it is large enough.
     private func attention(
         block b: Int, batch: [SequenceInput], plan: Plan, qkv: UnsafeMutablePointer<Float>,
-        out: UnsafeMutablePointer<Float>, scale: Float, ws: ForwardWorkspace, workers: Int
+        out: UnsafeMutablePointer<Float>, scale: Float, window: Int, ws: ForwardWorkspace, workers: Int
     ) {
         let cfg = config
         let qDim = cfg.qDim, kvDim = cfg.kvDim, qkvDim = qDim + 2 * kvDim, hd = cfg.headDim
         let heads = cfg.headCount, kvHeads = cfg.kvHeadCount, group = heads / kvHeads
-        let simd = hd % 16 == 0
+        let simd = hd % 16 == 0 && ws.simdAttention
         ws.attentionSequences.removeAll(keepingCapacity: true)
         ws.attentionUnits.removeAll(keepingCapacity: true)
         var packedKeys = 0, scratch = 0, work = 0
@@ -418,21 +515,23 @@ public final class LlamaModel: @unchecked Sendable {
             } else {
                 (kPtr, vPtr, ld) = (qBase + qDim, qBase + qDim + kvDim, qkvDim)
             }
+            // A window shorter than the context: each row sees its own last `window` keys (per-row kernels).
+            let windowed = window > 0 && ctx > window
             let tiled: Bool
-            if simd && ctx <= ws.smallAttentionLimit {
+            if simd && (ctx <= ws.smallAttentionLimit || windowed) {
                 tiled = false
             } else if simd && n > 1 && ws.tiledAttention {
                 tiled = true
             } else {
                 attentionBLAS(seq: seq, q: qBase, keys: kPtr, values: vPtr, ld: ld,
-                              out: out + seq.row * qDim, scale: scale, ws: ws)
+                              out: out + seq.row * qDim, scale: scale, window: windowed ? window : 0, ws: ws)
                 continue
             }
             let ldk = tiled ? Kernels.packedKeyStride(ctx) : 0
             let index = ws.attentionSequences.count
             ws.attentionSequences.append(AttentionSequence(
                 q: qBase, keys: kPtr, values: vPtr, ld: ld, out: out + seq.row * qDim,
-                start: seq.start, count: n, keysT: packedKeys, ldk: ldk))
+                start: seq.start, count: n, keysT: packedKeys, ldk: ldk, window: windowed ? window : 0))
             if tiled {
                 packedKeys += kvHeads * hd * ldk
                 scratch = max(scratch, Kernels.causalRowBlock * ldk)
@@ -482,20 +581,23 @@ public final class LlamaModel: @unchecked Sendable {
             } else {
                 // Short contexts: SIMD dot products beat BLAS call overhead.
                 for i in unit.rows {
-                    Kernels.attendOne(q: a.q + i * qkvDim + h * hd, keys: a.keys + g * hd, values: a.values + g * hd,
-                                      ld: a.ld, count: a.start + i + 1, headDim: hd, scale: scale, scores: S,
-                                      out: a.out + i * qDim + h * hd)
+                    let visible = a.start + i + 1
+                    let first = a.window > 0 ? max(0, visible - a.window) : 0
+                    Kernels.attendOne(q: a.q + i * qkvDim + h * hd, keys: a.keys + first * a.ld + g * hd,
+                                      values: a.values + first * a.ld + g * hd, ld: a.ld, count: visible - first,
+                                      headDim: hd, scale: scale, scores: S, out: a.out + i * qDim + h * hd)
                 }
             }
         }
     }
 
     /// Attention of one sequence through BLAS (sgemv for one row, otherwise sgemm over the
-    /// full score matrix, masked in the softmax), one head after another on this thread.
+    /// full score matrix, masked in the softmax), one head after another on this thread. With a
+    /// `window` (> 0), row by row over each row's last `window` keys.
     private func attentionBLAS(
         seq: Plan.Seq, q qBase: UnsafeMutablePointer<Float>, keys kPtr: UnsafeMutablePointer<Float>,
         values vPtr: UnsafeMutablePointer<Float>, ld: Int, out: UnsafeMutablePointer<Float>,
-        scale: Float, ws: ForwardWorkspace
+        scale: Float, window: Int, ws: ForwardWorkspace
     ) {
         let cfg = config
         let qDim = cfg.qDim, qkvDim = qDim + 2 * cfg.kvDim, hd = cfg.headDim
@@ -508,7 +610,16 @@ public final class LlamaModel: @unchecked Sendable {
             let q = qBase + h * hd
             let k = kPtr + g * hd, v = vPtr + g * hd
             let o = out + h * hd
-            if n == 1 {
+            if window > 0 {
+                for i in 0..<n {
+                    let visible = seq.start + i + 1, first = max(0, visible - window), m = visible - first
+                    cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(m), Int32(hd), scale, k + first * ld, Int32(ld),
+                                q + i * qkvDim, 1, 0, S, 1)
+                    Kernels.softmax(S, n: m, valid: m)
+                    cblas_sgemv(CblasRowMajor, CblasTrans, Int32(m), Int32(hd), 1, v + first * ld, Int32(ld), S, 1, 0,
+                                o + i * qDim, 1)
+                }
+            } else if n == 1 {
                 cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(ctx), Int32(hd), scale, k, Int32(ld), q, 1, 0, S, 1)
                 Kernels.softmax(S, n: ctx, valid: ctx)
                 cblas_sgemv(CblasRowMajor, CblasTrans, Int32(ctx), Int32(hd), 1, v, Int32(ld), S, 1, 0, o, 1)
@@ -536,6 +647,7 @@ struct AttentionSequence {
     var count: Int                              // query rows
     var keysT: Int                              // offset of the packed keys in the workspace (tiled only)
     var ldk: Int                                // packed key stride; 0 = per-row kernel
+    var window: Int                             // keys each row sees, its own included (0: all)
 }
 
 /// A piece of attention work: some query rows of one head of one sequence.
@@ -550,7 +662,9 @@ public final class ForwardWorkspace: @unchecked Sendable {
     let x = FloatBuffer(count: 1), xn = FloatBuffer(count: 1), qkv = FloatBuffer(count: 1)
     let attn = FloatBuffer(count: 1), gateUp = FloatBuffer(count: 1), ffn = FloatBuffer(count: 1)
     let final = FloatBuffer(count: 1), scores = FloatBuffer(count: 1), logits = FloatBuffer(count: 1)
-    let cos = FloatBuffer(count: 1), sin = FloatBuffer(count: 1)
+    let proj = FloatBuffer(count: 1)
+    /// RoPE cos/sin per row, one pair per distinct RoPE base of the model.
+    private(set) var ropeCos: [FloatBuffer] = [], ropeSin: [FloatBuffer] = []
     /// Packed (transposed) keys for the tiled attention kernel.
     let keysT = FloatBuffer(count: 1)
     /// Attention scores scratch, one buffer per worker thread.
@@ -564,6 +678,8 @@ public final class ForwardWorkspace: @unchecked Sendable {
     /// Multi-row runs over longer contexts use the tiled causal kernel; false sends them to the
     /// BLAS path (full score matrix), kept as the reference the tiled kernel is tested against.
     var tiledAttention = true
+    /// False sends all attention to the BLAS path (the reference the SIMD kernels are tested against).
+    var simdAttention = true
     /// Threads for the element-wise and attention work; nil follows the BLAS thread count.
     var threadLimit: Int?
 
@@ -591,14 +707,20 @@ public final class ForwardWorkspace: @unchecked Sendable {
         attn.reserve(rows * c.qDim)
         gateUp.reserve(rows * 2 * c.feedForwardSize)
         ffn.reserve(rows * c.feedForwardSize)
-        cos.reserve(rows * c.ropeDim / 2)
-        sin.reserve(rows * c.ropeDim / 2)
+        proj.reserve(rows * c.hiddenSize)
+    }
+
+    func reserveRope(tables: Int, values: Int) {
+        while ropeCos.count < tables { ropeCos.append(FloatBuffer(count: values)); ropeSin.append(FloatBuffer(count: values)) }
+        for t in 0..<tables { ropeCos[t].reserve(values); ropeSin[t].reserve(values) }
     }
 }
 
 /// Reads tensors from a GGUF file into f32 weight storage, checking names and shapes.
-struct GGUFWeightLoader {
+struct GGUFWeightLoader: WeightSource {
     let file: GGUFFile
+
+    func has(_ name: String) -> Bool { file.tensor(named: name) != nil }
 
     func info(_ name: String, elements: Int) throws -> GGUFTensorInfo {
         guard let t = file.tensor(named: name) else { throw EngineError.missingTensor(name) }
@@ -618,21 +740,6 @@ struct GGUFWeightLoader {
         let b = FloatBuffer(count: count)
         try decode(t, into: b.pointer)
         return b
-    }
-
-    func stackedVector(_ parts: [(String, Int)]) throws -> FloatBuffer {
-        let total = parts.reduce(0) { $0 + $1.1 }
-        let b = FloatBuffer(count: total)
-        var off = 0
-        for (n, c) in parts {
-            try decode(try info(n, elements: c), into: b.pointer + off)
-            off += c
-        }
-        return b
-    }
-
-    func matrix(_ name: String, rows: Int, cols: Int) throws -> WeightMatrix {
-        try stacked([(name, rows)], cols: cols)
     }
 
     /// Several [rows_i, cols] tensors stacked into one [Σ rows_i, cols] matrix.

@@ -19,7 +19,7 @@ public enum EngineError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case .unsupportedArchitecture(let a):
-            return "unsupported model architecture '\(a)' (supported: \(LlamaModel.supportedArchitectures.sorted().joined(separator: ", ")))"
+            return "unsupported model architecture '\(a)' (supported: \(Architectures.supported.joined(separator: ", ")))"
         case .unsupported(let what): return "unsupported: \(what)"
         case .badConfig(let m): return "bad model configuration: \(m)"
         case .missingTensor(let n): return "model file has no tensor '\(n)'"

@@ -1,6 +1,6 @@
 // Hidden-state extraction for many strings: sequences packed into passes of bounded size.
 
-extension LlamaModel {
+extension LanguageModel {
     /// Hidden states at the last token of every sequence, for the given hidden-state indices
     /// (transformers numbering, see `ForwardOptions.hiddenStates`). Sequences are packed without
     /// padding into passes of at most `maxRowsPerPass` tokens; the output head is never run.

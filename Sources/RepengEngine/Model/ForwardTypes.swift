@@ -40,7 +40,7 @@ public struct SequenceInput {
     public var tokens: [Int32]
     /// Keys and values of earlier tokens; updated in place. Nil runs the tokens stand-alone.
     public var cache: KVCache?
-    /// Steering for this sequence (from `LlamaModel.prepareSteering`); nil for none.
+    /// Steering for this sequence (from `LanguageModel.prepareSteering`); nil for none.
     public var steering: PreparedSteering?
 
     public init(tokens: [Int32], cache: KVCache? = nil, steering: PreparedSteering? = nil) {

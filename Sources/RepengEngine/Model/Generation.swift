@@ -77,7 +77,7 @@ public final class GenerationState: @unchecked Sendable {
     private let maxStop: Int
     private let contextLength: Int
 
-    public init(model: LlamaModel, request: GenerationRequest) throws {
+    public init(model: any LanguageModel, request: GenerationRequest) throws {
         try request.sampling.validate()
         guard !request.prompt.isEmpty else { throw EngineError.emptySequence }
         guard request.maxTokens >= 0 else { throw EngineError.invalidArgument("max_tokens must not be negative") }
@@ -172,7 +172,7 @@ public final class GenerationState: @unchecked Sendable {
     }
 }
 
-extension LlamaModel {
+extension LanguageModel {
     /// Generates for one sequence, calling `onEvent` for every step; return false from it to
     /// cancel. Returns the generated token ids.
     @discardableResult

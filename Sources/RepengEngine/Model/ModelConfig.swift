@@ -1,8 +1,17 @@
-// Hyper-parameters of a llama-family model, read from GGUF metadata (`<arch>.*` keys, GGUF spec v3).
+// Hyper-parameters of a decoder-only model, read from GGUF metadata (`<arch>.*` keys, GGUF spec
+// v3) by the model's architecture (Architectures/), plus the settings of the shared block math.
 
-/// Shape and numeric settings of a decoder-only llama-family transformer.
+/// The activation of the gated MLP: out = act(gate) * up.
+public enum Activation: String, Sendable, Equatable {
+    /// x · sigmoid(x) (SwiGLU: Llama, Qwen, Mistral).
+    case silu
+    /// GELU with the tanh approximation (GeGLU: Gemma).
+    case geluTanh = "gelu_tanh"
+}
+
+/// Shape and numeric settings of a decoder-only transformer.
 public struct ModelConfig: Sendable, Equatable {
-    /// `general.architecture` (e.g. "llama", "qwen2").
+    /// `general.architecture` (e.g. "llama", "qwen2", "gemma3").
     public var architecture: String
     /// `general.name` when present.
     public var name: String
@@ -24,17 +33,36 @@ public struct ModelConfig: Sendable, Equatable {
     public var ropeInterleaved: Bool
     public var tiedEmbeddings: Bool
 
+    /// Multiplier of the attention scores (1/√headDim unless the architecture says otherwise).
+    public var attentionScale: Float
+    /// Multiplier of the token embeddings (1; √hiddenSize for Gemma).
+    public var embeddingScale: Float = 1
+    /// Activation of the gated MLP.
+    public var activation: Activation = .silu
+    /// RMSNorm of each head's queries and keys before RoPE (Qwen3, Gemma-3).
+    public var qkNorm = false
+    /// RMSNorm of the attention and MLP outputs before their residual adds (Gemma-2/3).
+    public var postNorms = false
+    /// Per block: how many positions back attention sees, the query's own included (0: all).
+    public var layerWindows: [Int]
+    /// Per block: the RoPE base (`ropeBase` unless the architecture alternates).
+    public var layerRopeBases: [Float]
+
     /// Width of the query projection (heads × head dim).
     public var qDim: Int { headCount * headDim }
     /// Width of the key and value projections.
     public var kvDim: Int { kvHeadCount * headDim }
 
-    /// Builds a config from GGUF metadata.
+    /// Builds a config from GGUF metadata through the file's architecture.
     public init(gguf: GGUFFile) throws {
         let arch = try gguf.string("general.architecture")
-        guard LlamaModel.supportedArchitectures.contains(arch) else {
-            throw EngineError.unsupportedArchitecture(arch)
-        }
+        guard let family = Architectures.lookup(arch) else { throw EngineError.unsupportedArchitecture(arch) }
+        self = try family.config(gguf: gguf, architecture: arch)
+    }
+
+    /// The `<arch>.*` keys every family shares (llama.cpp's names), with llama's defaults; the
+    /// architecture adjusts the rest and calls `validate()`.
+    init(commonGGUF gguf: GGUFFile, architecture arch: String) throws {
         architecture = arch
         name = try gguf.optionalString("general.name") ?? arch
         blockCount = try gguf.int("\(arch).block_count")
@@ -45,24 +73,29 @@ public struct ModelConfig: Sendable, Equatable {
         contextLength = try gguf.optionalInt("\(arch).context_length") ?? 2048
         rmsNormEps = try gguf.optionalFloat("\(arch).attention.layer_norm_rms_epsilon") ?? 1e-5
         ropeBase = try gguf.optionalFloat("\(arch).rope.freq_base") ?? 10_000
-        guard headCount > 0, hiddenSize > 0 else {
-            throw EngineError.badConfig("\(arch).attention.head_count and embedding_length must be positive")
+        guard headCount > 0, hiddenSize > 0, blockCount > 0, blockCount <= 1 << 12 else {
+            throw EngineError.badConfig("\(arch).block_count, attention.head_count and embedding_length must be positive")
         }
         headDim = try gguf.optionalInt("\(arch).attention.key_length") ?? (hiddenSize / headCount)
+        if let v = try gguf.optionalInt("\(arch).attention.value_length"), v != headDim {
+            throw EngineError.unsupported("value heads of \(v) values with key heads of \(headDim)")
+        }
         ropeDim = try gguf.optionalInt("\(arch).rope.dimension_count") ?? headDim
         ropeLinearFactor = 1
         if let type = try gguf.optionalString("\(arch).rope.scaling.type"), type != "none" {
             guard type == "linear" else { throw EngineError.unsupported("RoPE scaling type \(type)") }
             ropeLinearFactor = try gguf.optionalFloat("\(arch).rope.scaling.factor") ?? 1
         }
-        ropeInterleaved = arch != "qwen2"
+        ropeInterleaved = true
         if let embd = gguf.tensor(named: "token_embd.weight"), embd.dims.count == 2 {
             vocabSize = embd.dims[1]
         } else {
             throw EngineError.missingTensor("token_embd.weight")
         }
         tiedEmbeddings = gguf.tensor(named: "output.weight") == nil
-        try validate()
+        attentionScale = headDim > 0 ? 1 / Float(headDim).squareRoot() : 1
+        layerWindows = [Int](repeating: 0, count: blockCount)
+        layerRopeBases = [Float](repeating: ropeBase, count: blockCount)
     }
 
     /// Builds a config directly (tests and synthetic models).
@@ -87,10 +120,14 @@ public struct ModelConfig: Sendable, Equatable {
         self.ropeLinearFactor = 1
         self.ropeInterleaved = ropeInterleaved
         self.tiedEmbeddings = tiedEmbeddings
+        self.attentionScale = headDim > 0 ? 1 / Float(headDim).squareRoot() : 1
+        self.layerWindows = [Int](repeating: 0, count: max(0, blockCount))
+        self.layerRopeBases = [Float](repeating: ropeBase, count: max(0, blockCount))
         try validate()
     }
 
-    private func validate() throws {
+    /// Checks ranges and consistency; architectures call it after adjusting a config.
+    func validate() throws {
         let limit = 1 << 20
         for (name, v) in [("block_count", blockCount), ("embedding_length", hiddenSize),
                           ("feed_forward_length", feedForwardSize), ("head_count", headCount),
@@ -108,6 +145,14 @@ public struct ModelConfig: Sendable, Equatable {
         }
         guard rmsNormEps.isFinite, rmsNormEps > 0, ropeBase.isFinite, ropeBase > 0 else {
             throw EngineError.badConfig("rms epsilon and RoPE base must be positive and finite")
+        }
+        guard layerWindows.count == blockCount, layerRopeBases.count == blockCount,
+              layerWindows.allSatisfy({ $0 >= 0 }), layerRopeBases.allSatisfy({ $0.isFinite && $0 > 0 }) else {
+            throw EngineError.badConfig("per-block attention windows and RoPE bases must be non-negative and finite, one per block")
+        }
+        guard attentionScale.isFinite, attentionScale > 0, embeddingScale.isFinite, embeddingScale > 0,
+              ropeLinearFactor.isFinite, ropeLinearFactor > 0 else {
+            throw EngineError.badConfig("attention, embedding and RoPE scales must be positive and finite")
         }
     }
 }

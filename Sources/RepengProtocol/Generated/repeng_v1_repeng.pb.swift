@@ -814,6 +814,12 @@ public nonisolated struct Repeng_V1_ModelInfo: Sendable {
   /// Whether a control is set on it.
   public var controlled: Bool = false
 
+  /// Tensor types of the file and how many tensors have each (e.g. "Q4_K": 108, "F32": 73).
+  public var weightTypes: Dictionary<String,UInt32> = [:]
+
+  /// Bytes of weights resident in the daemon's memory.
+  public var residentBytes: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1978,7 +1984,7 @@ nonisolated extension Repeng_V1_ListModelsRequest: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Repeng_V1_ModelInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ModelInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}path\0\u{1}architecture\0\u{3}display_name\0\u{3}block_count\0\u{3}hidden_size\0\u{3}vocab_size\0\u{3}context_length\0\u{3}is_default\0\u{1}controlled\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}path\0\u{1}architecture\0\u{3}display_name\0\u{3}block_count\0\u{3}hidden_size\0\u{3}vocab_size\0\u{3}context_length\0\u{3}is_default\0\u{1}controlled\0\u{3}weight_types\0\u{3}resident_bytes\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1996,6 +2002,8 @@ nonisolated extension Repeng_V1_ModelInfo: SwiftProtobuf.Message, SwiftProtobuf.
       case 8: try { try decoder.decodeSingularUInt32Field(value: &self.contextLength) }()
       case 9: try { try decoder.decodeSingularBoolField(value: &self.isDefault) }()
       case 10: try { try decoder.decodeSingularBoolField(value: &self.controlled) }()
+      case 11: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufUInt32>.self, value: &self.weightTypes) }()
+      case 12: try { try decoder.decodeSingularUInt64Field(value: &self.residentBytes) }()
       default: break
       }
     }
@@ -2032,6 +2040,12 @@ nonisolated extension Repeng_V1_ModelInfo: SwiftProtobuf.Message, SwiftProtobuf.
     if self.controlled != false {
       try visitor.visitSingularBoolField(value: self.controlled, fieldNumber: 10)
     }
+    if !self.weightTypes.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufUInt32>.self, value: self.weightTypes, fieldNumber: 11)
+    }
+    if self.residentBytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.residentBytes, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2046,6 +2060,8 @@ nonisolated extension Repeng_V1_ModelInfo: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.contextLength != rhs.contextLength {return false}
     if lhs.isDefault != rhs.isDefault {return false}
     if lhs.controlled != rhs.controlled {return false}
+    if lhs.weightTypes != rhs.weightTypes {return false}
+    if lhs.residentBytes != rhs.residentBytes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,72 @@
+// What differs between decoder families: how a file's metadata reads into a `ModelConfig` and
+// which tensors hold the weights. The block math they choose from (norms, attention with a
+// window and a scale, RoPE per block, gated MLP, post-norms) is the shared runtime's
+// (`DecoderModel`); a family selects it through its config.
+
+/// A decoder family. One file per family in this folder.
+protocol Architecture: Sendable {
+    /// `general.architecture` values it reads.
+    static var names: [String] { get }
+    /// Hyper-parameters from GGUF metadata, with the family's published defaults for what the
+    /// file does not carry.
+    static func config(gguf: GGUFFile, architecture: String) throws -> ModelConfig
+    /// The tensors of block `i` (GGUF names).
+    static func blockTensors(_ i: Int, config: ModelConfig) -> BlockTensors
+}
+
+/// A tensor the loader reads: `optional` ones may be absent from the file.
+struct TensorRef: Sendable, Equatable {
+    var name: String
+    var optional = false
+}
+
+/// The tensors of one block; nil fields are not part of the family.
+struct BlockTensors: Sendable {
+    var attnNorm: TensorRef
+    var q: TensorRef, k: TensorRef, v: TensorRef
+    var qBias: TensorRef?, kBias: TensorRef?, vBias: TensorRef?
+    var qNorm: TensorRef?, kNorm: TensorRef?
+    var attnOut: TensorRef
+    var postAttnNorm: TensorRef?
+    var ffnNorm: TensorRef
+    var gate: TensorRef, up: TensorRef, down: TensorRef
+    var postFFNNorm: TensorRef?
+
+    /// llama.cpp's names for block `i` (`blk.i.attn_q.weight`, …) without optional parts.
+    static func gguf(_ i: Int) -> BlockTensors {
+        let p = "blk.\(i)."
+        return BlockTensors(
+            attnNorm: TensorRef(name: p + "attn_norm.weight"),
+            q: TensorRef(name: p + "attn_q.weight"), k: TensorRef(name: p + "attn_k.weight"), v: TensorRef(name: p + "attn_v.weight"),
+            attnOut: TensorRef(name: p + "attn_output.weight"),
+            ffnNorm: TensorRef(name: p + "ffn_norm.weight"),
+            gate: TensorRef(name: p + "ffn_gate.weight"), up: TensorRef(name: p + "ffn_up.weight"), down: TensorRef(name: p + "ffn_down.weight"))
+    }
+
+    /// Optional q/k/v biases under llama.cpp's names.
+    mutating func addOptionalQKVBias(_ i: Int) {
+        let p = "blk.\(i)."
+        qBias = TensorRef(name: p + "attn_q.bias", optional: true)
+        kBias = TensorRef(name: p + "attn_k.bias", optional: true)
+        vBias = TensorRef(name: p + "attn_v.bias", optional: true)
+    }
+
+    /// Per-head q/k RMSNorm weights under llama.cpp's names.
+    mutating func addQKNorm(_ i: Int) {
+        let p = "blk.\(i)."
+        qNorm = TensorRef(name: p + "attn_q_norm.weight")
+        kNorm = TensorRef(name: p + "attn_k_norm.weight")
+    }
+}
+
+/// The families this engine runs.
+enum Architectures {
+    static let all: [any Architecture.Type] = [LlamaArchitecture.self, QwenArchitecture.self, Gemma3Architecture.self]
+
+    static func lookup(_ name: String) -> (any Architecture.Type)? {
+        all.first { $0.names.contains(name) }
+    }
+
+    /// Every `general.architecture` value served, sorted.
+    static var supported: [String] { all.flatMap { $0.names }.sorted() }
+}

@@ -1,0 +1,57 @@
+// Gemma-3 (text decoder), as transformers' Gemma3TextModel and llama.cpp's gemma3 graph:
+//   x = embed · √hidden
+//   h = x + postnorm₁(o(attention(rope(qnorm(q)), rope(knorm(k)), v))) of prenorm₁(x)
+//   out = h + postnorm₂(down(gelu_tanh(gate)·up)) of prenorm₂(h)
+// Every norm is an RMSNorm; Hugging Face's weights are offsets (x·(1 + w)), and llama.cpp's
+// converter stores 1 + w in the GGUF, so the file's weights multiply directly.
+//
+// Sliding-window attention: five local layers, then one global (layers 5, 11, 17, … attend to
+// everything), `gemma3.attention.sliding_window` (512) positions back on the local ones.
+// RoPE: NeoX layout; base `gemma3.rope.freq_base` (1,000,000) on global layers, 10,000 on local
+// ones. The pattern and the local base are not in the GGUF: both are the published Gemma-3
+// defaults (transformers Gemma3TextConfig: sliding_window_pattern = 6, rope_local_base_freq =
+// 10000.0; llama.cpp llama-model.cpp LLM_ARCH_GEMMA3: set_swa_pattern(6),
+// rope_freq_base_train_swa = 10000). Attention scale: query_pre_attn_scalar^-½, which the
+// published configs set to the head size (256), so 1/√headDim (llama.cpp uses the same).
+// No logit or attention soft-capping in Gemma-3.
+
+enum Gemma3Architecture: Architecture {
+    static let names = ["gemma3"]
+
+    /// One global layer after every five local ones.
+    static let slidingWindowPattern = 6
+    /// RoPE base of the local (sliding-window) layers.
+    static let localRopeBase: Float = 10_000
+
+    static func config(gguf: GGUFFile, architecture arch: String) throws -> ModelConfig {
+        var c = try ModelConfig(commonGGUF: gguf, architecture: arch)
+        c.rmsNormEps = try gguf.optionalFloat("\(arch).attention.layer_norm_rms_epsilon") ?? 1e-6
+        c.ropeBase = try gguf.optionalFloat("\(arch).rope.freq_base") ?? 1_000_000
+        c.ropeInterleaved = false
+        c.qkNorm = true
+        c.postNorms = true
+        c.activation = .geluTanh
+        c.embeddingScale = Float(c.hiddenSize).squareRoot()
+        let window = try gguf.optionalInt("\(arch).attention.sliding_window") ?? 0
+        guard window >= 0 else { throw EngineError.badConfig("\(arch).attention.sliding_window = \(window) is negative") }
+        for b in 0..<c.blockCount {
+            let global = (b + 1) % slidingWindowPattern == 0
+            c.layerWindows[b] = global ? 0 : window
+            c.layerRopeBases[b] = global ? c.ropeBase : localRopeBase
+        }
+        // Linear RoPE scaling (larger Gemma-3 models) applies to the global layers only.
+        if c.ropeLinearFactor != 1 {
+            throw EngineError.unsupported("RoPE scaling on a gemma3 file (only the global layers are scaled; not implemented)")
+        }
+        try c.validate()
+        return c
+    }
+
+    static func blockTensors(_ i: Int, config: ModelConfig) -> BlockTensors {
+        var t = BlockTensors.gguf(i)
+        t.addQKNorm(i)
+        t.postAttnNorm = TensorRef(name: "blk.\(i).post_attention_norm.weight")
+        t.postFFNNorm = TensorRef(name: "blk.\(i).post_ffw_norm.weight")
+        return t
+    }
+}

@@ -1,0 +1,22 @@
+// Llama (and the files llama.cpp's converter writes as `llama`: Mistral, SmolLM2, TinyLlama):
+//   h = x + o(attention(rope(q), rope(k), v)) of rmsnorm(x); out = h + down(silu(gate)·up) of rmsnorm(h)
+// As transformers' LlamaModel. llama.cpp stores q/k rows permuted for its "normal" (interleaved)
+// RoPE, so the GGUF path rotates adjacent pairs; the result equals Hugging Face's NeoX-style
+// rotation of the unpermuted weights.
+
+enum LlamaArchitecture: Architecture {
+    static let names = ["llama"]
+
+    static func config(gguf: GGUFFile, architecture: String) throws -> ModelConfig {
+        var c = try ModelConfig(commonGGUF: gguf, architecture: architecture)
+        c.ropeInterleaved = true
+        try c.validate()
+        return c
+    }
+
+    static func blockTensors(_ i: Int, config: ModelConfig) -> BlockTensors {
+        var t = BlockTensors.gguf(i)
+        t.addOptionalQKVBias(i)
+        return t
+    }
+}
