@@ -61,16 +61,22 @@ extension WeightSource {
         if let qb = t.qBias, let kb = t.kBias, let vb = t.vBias, !qb.optional || has(qb.name) {
             bias = try stackedVector([(qb.name, cfg.qDim), (kb.name, cfg.kvDim), (vb.name, cfg.kvDim)])
         }
+        let qkvRows = [cfg.qDim, cfg.kvDim, cfg.kvDim], gateUpRows = [ffn, ffn]
+        /// Separate tensors stacked, or one fused tensor holding all the rows.
+        func projection(_ refs: [TensorRef], _ rows: [Int]) throws -> WeightMatrix {
+            if refs.count == 1 { return try matrix(refs[0].name, rows: rows.reduce(0, +), cols: dim) }
+            return try stacked(zip(refs, rows).map { ($0.name, $1) }, cols: dim)
+        }
         let block = DecoderBlock(
             attnNorm: try vector(t.attnNorm.name, count: dim),
-            qkv: try stacked([(t.q.name, cfg.qDim), (t.k.name, cfg.kvDim), (t.v.name, cfg.kvDim)], cols: dim),
+            qkv: try projection(t.qkv, qkvRows),
             qkvBias: bias,
             qNorm: try optionalVector(t.qNorm, count: cfg.headDim),
             kNorm: try optionalVector(t.kNorm, count: cfg.headDim),
             attnOut: try matrix(t.attnOut.name, rows: dim, cols: cfg.qDim),
             postAttnNorm: try optionalVector(t.postAttnNorm, count: dim),
             ffnNorm: try vector(t.ffnNorm.name, count: dim),
-            gateUp: try stacked([(t.gate.name, ffn), (t.up.name, ffn)], cols: dim),
+            gateUp: try projection(t.gateUp, gateUpRows),
             down: try matrix(t.down.name, rows: dim, cols: ffn),
             postFFNNorm: try optionalVector(t.postFFNNorm, count: dim))
         if cfg.qkNorm, block.qNorm == nil || block.kNorm == nil {

@@ -23,13 +23,16 @@ struct TensorRef: Sendable, Equatable {
 /// The tensors of one block; nil fields are not part of the family.
 struct BlockTensors: Sendable {
     var attnNorm: TensorRef
-    var q: TensorRef, k: TensorRef, v: TensorRef
+    /// The q, k and v projections: three tensors, or one fused tensor with rows q | k | v.
+    var qkv: [TensorRef]
     var qBias: TensorRef?, kBias: TensorRef?, vBias: TensorRef?
     var qNorm: TensorRef?, kNorm: TensorRef?
     var attnOut: TensorRef
     var postAttnNorm: TensorRef?
     var ffnNorm: TensorRef
-    var gate: TensorRef, up: TensorRef, down: TensorRef
+    /// The gate and up projections: two tensors, or one fused tensor with rows gate | up.
+    var gateUp: [TensorRef]
+    var down: TensorRef
     var postFFNNorm: TensorRef?
 
     /// llama.cpp's names for block `i` (`blk.i.attn_q.weight`, …) without optional parts.
@@ -37,10 +40,11 @@ struct BlockTensors: Sendable {
         let p = "blk.\(i)."
         return BlockTensors(
             attnNorm: TensorRef(name: p + "attn_norm.weight"),
-            q: TensorRef(name: p + "attn_q.weight"), k: TensorRef(name: p + "attn_k.weight"), v: TensorRef(name: p + "attn_v.weight"),
+            qkv: [TensorRef(name: p + "attn_q.weight"), TensorRef(name: p + "attn_k.weight"), TensorRef(name: p + "attn_v.weight")],
             attnOut: TensorRef(name: p + "attn_output.weight"),
             ffnNorm: TensorRef(name: p + "ffn_norm.weight"),
-            gate: TensorRef(name: p + "ffn_gate.weight"), up: TensorRef(name: p + "ffn_up.weight"), down: TensorRef(name: p + "ffn_down.weight"))
+            gateUp: [TensorRef(name: p + "ffn_gate.weight"), TensorRef(name: p + "ffn_up.weight")],
+            down: TensorRef(name: p + "ffn_down.weight"))
     }
 
     /// Optional q/k/v biases under llama.cpp's names.
@@ -61,7 +65,8 @@ struct BlockTensors: Sendable {
 
 /// The families this engine runs.
 enum Architectures {
-    static let all: [any Architecture.Type] = [LlamaArchitecture.self, QwenArchitecture.self, Gemma3Architecture.self]
+    static let all: [any Architecture.Type] = [LlamaArchitecture.self, QwenArchitecture.self, Gemma3Architecture.self,
+                                                Phi3Architecture.self]
 
     static func lookup(_ name: String) -> (any Architecture.Type)? {
         all.first { $0.names.contains(name) }
