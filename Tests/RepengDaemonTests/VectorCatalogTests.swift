@@ -554,6 +554,46 @@ final class VectorCatalogTests: XCTestCase {
         XCTAssertNil(f.value("busy"))
     }
 
+    /// Out of descriptors when a valid file arrives: the entry reports the error, and the file
+    /// loads once descriptors are free again, without being touched.
+    func testFileReadDuringDescriptorExhaustionLoadsLater() throws {
+        let f = try Fixture()
+        var saved = rlimit()
+        XCTAssertEqual(getrlimit(Int32(RLIMIT_NOFILE.rawValue), &saved), 0)
+        // A low soft limit, so that filling it takes a few descriptors, not a million.
+        var open = 0
+        for fd in 0..<4096 where fcntl(Int32(fd), F_GETFD) >= 0 { open = fd + 1 }
+        var low = saved
+        low.rlim_cur = rlim_t(open + 32)
+        XCTAssertEqual(setrlimit(Int32(RLIMIT_NOFILE.rawValue), &low), 0)
+        var held: [Int32] = []
+        defer {
+            for fd in held { close(fd) }
+            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &saved)
+        }
+        while true {
+            let fd = Glibc.open("/dev/null", O_RDONLY | O_CLOEXEC)
+            if fd < 0 { break }
+            held.append(fd)
+        }
+        XCTAssertEqual(errno, EMFILE)
+        // One descriptor to write the file with, then none left for the catalog's read.
+        close(held.removeLast())
+        f.write("late.gguf", "GOOD:7")
+        held.append(Glibc.open("/dev/null", O_RDONLY | O_CLOEXEC))
+        let deadline = Date().addingTimeInterval(5)
+        while f.error("late") == nil && Date() < deadline { usleep(20_000) }
+        XCTAssertTrue("\(f.error("late").map { "\($0)" } ?? "no error")".contains("Too many open files"), "\(f.logs.all)")
+        XCTAssertNil(f.value("late"))
+        for fd in held { close(fd) }
+        held.removeAll()
+        _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &saved)
+        let loaded = Date().addingTimeInterval(5)
+        while f.value("late") == nil && Date() < loaded { usleep(20_000) }
+        XCTAssertEqual(f.value("late"), 7, "\(f.logs.all)")
+        XCTAssertNil(f.error("late"))
+    }
+
     func testQueueOverflowConverges() throws {
         let limit = (try? String(contentsOfFile: "/proc/sys/fs/inotify/max_queued_events", encoding: .utf8))
             .flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 16384
