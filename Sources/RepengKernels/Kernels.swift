@@ -1,4 +1,4 @@
-// Element-wise kernels of the forward pass (RMSNorm, RoPE, SwiGLU, GeGLU, softmax, steering), each
+// Element-wise kernels of the forward pass (RMSNorm, LayerNorm, RoPE, SwiGLU, GeGLU, GELU, softmax, steering), each
 // with a plain reference path beside the SIMD path; the tests check one against the other.
 import Foundation
 
@@ -38,6 +38,61 @@ public enum Kernels {
             for i in 0..<dim { ss += x[r * dim + i] * x[r * dim + i] }
             let scale = 1 / (ss / Float(dim) + eps).squareRoot()
             for i in 0..<dim { y[r * dim + i] = (x[r * dim + i] * scale) * weight[i] }
+        }
+    }
+
+    // MARK: LayerNorm (Ba et al. 2016; torch.nn.LayerNorm: (x - mean) / sqrt(var + eps) * w + b, biased variance)
+
+    /// y[r] = (x[r] - mean) / sqrt(var + eps) * weight + bias, for `rows` rows of `dim` values.
+    /// x and y may be the same buffer.
+    public static func layerNorm(
+        _ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>,
+        _ y: UnsafeMutablePointer<Float>, rows: Int, dim: Int, eps: Float
+    ) {
+        for r in 0..<rows {
+            let xr = x + r * dim
+            let yr = y + r * dim
+            var acc = SIMD16<Float>(repeating: 0)
+            var i = 0
+            while i + 16 <= dim { acc += UnsafeRawPointer(xr + i).loadUnaligned(as: SIMD16<Float>.self); i += 16 }
+            var sum = acc.sum()
+            while i < dim { sum += xr[i]; i += 1 }
+            let mean = sum / Float(dim)
+            let m = SIMD16<Float>(repeating: mean)
+            acc = SIMD16<Float>(repeating: 0)
+            i = 0
+            while i + 16 <= dim {
+                let d = UnsafeRawPointer(xr + i).loadUnaligned(as: SIMD16<Float>.self) - m
+                acc += d * d
+                i += 16
+            }
+            var ss = acc.sum()
+            while i < dim { ss += (xr[i] - mean) * (xr[i] - mean); i += 1 }
+            let scale = 1 / (ss / Float(dim) + eps).squareRoot()
+            i = 0
+            while i + 16 <= dim {
+                let v = UnsafeRawPointer(xr + i).loadUnaligned(as: SIMD16<Float>.self)
+                let w = UnsafeRawPointer(weight + i).loadUnaligned(as: SIMD16<Float>.self)
+                let b = UnsafeRawPointer(bias + i).loadUnaligned(as: SIMD16<Float>.self)
+                UnsafeMutableRawPointer(yr + i).storeBytes(of: (v - m) * scale * w + b, as: SIMD16<Float>.self)
+                i += 16
+            }
+            while i < dim { yr[i] = (xr[i] - mean) * scale * weight[i] + bias[i]; i += 1 }
+        }
+    }
+
+    /// Reference LayerNorm: two passes in double precision per row.
+    public static func layerNormReference(
+        _ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>,
+        _ y: UnsafeMutablePointer<Float>, rows: Int, dim: Int, eps: Float
+    ) {
+        for r in 0..<rows {
+            var mean = 0.0, v = 0.0
+            for i in 0..<dim { mean += Double(x[r * dim + i]) }
+            mean /= Double(dim)
+            for i in 0..<dim { v += (Double(x[r * dim + i]) - mean) * (Double(x[r * dim + i]) - mean) }
+            let scale = 1 / (v / Double(dim) + Double(eps)).squareRoot()
+            for i in 0..<dim { y[r * dim + i] = Float((Double(x[r * dim + i]) - mean) * scale) * weight[i] + bias[i] }
         }
     }
 
@@ -197,6 +252,32 @@ public enum Kernels {
                 let gelu = 0.5 * x * (1 + Foundation.tanh(geluBeta * (x + geluKappa * x * x * x)))
                 out[r * ffn + i] = gelu * gateUp[r * 2 * ffn + ffn + i]
             }
+        }
+    }
+
+    /// GELU (tanh approximation, GPT-2's `gelu_new`) of `n` values in place.
+    public static func geluTanh(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
+        let one = SIMD16<Float>(repeating: 1)
+        let beta2 = SIMD16<Float>(repeating: 2 * geluBeta), kappa = SIMD16<Float>(repeating: geluKappa)
+        var i = 0
+        while i + 16 <= n {
+            let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)
+            let g = v / (one + exp(-(beta2 * (v + kappa * v * v * v))))
+            UnsafeMutableRawPointer(x + i).storeBytes(of: g, as: SIMD16<Float>.self)
+            i += 16
+        }
+        while i < n {
+            let v = x[i]
+            x[i] = v / (1 + Foundation.exp(-2 * geluBeta * (v + geluKappa * v * v * v)))
+            i += 1
+        }
+    }
+
+    /// Reference GELU (tanh), as transformers' NewGELUActivation writes it.
+    public static func geluTanhReference(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
+        for i in 0..<n {
+            let v = x[i]
+            x[i] = 0.5 * v * (1 + Foundation.tanh(geluBeta * (v + geluKappa * v * v * v)))
         }
     }
 

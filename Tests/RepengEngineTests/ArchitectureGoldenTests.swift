@@ -52,6 +52,11 @@ private struct ArchFixture: Decodable {
         let hf_config_sliding_window: Int
         let without_window: [Unwindowed]
     }
+    struct Tokenizer: Decodable {
+        struct Text: Decodable { let text: String; let hf_ids_no_special: [Int32]; let sentencepiece_ids: [Int32]? }
+        let texts: [Text]
+    }
+    let tokenizer: Tokenizer
     let prompts: [Prompt]
     let all_positions: AllPositions
     let steering: Steering
@@ -77,7 +82,9 @@ final class ArchitectureGoldenTests: XCTestCase {
 
     /// Checks every prompt; for a family whose GGUF has no window (Mistral), prompts longer than
     /// transformers' window are checked against its run without the window, as llama.cpp runs it.
-    private func check(_ family: String) throws {
+    /// `sentencePieceIds`: the ids to expect are the sentencepiece library's (a "▁" before every
+    /// text, as llama.cpp and Phi-3's own Prepend normalizer do), not the tiny fixture tokenizer's.
+    private func check(_ family: String, sentencePieceIds: Bool = false) throws {
         let (m, fx) = try load(family)
         let L = m.config.blockCount
         let ws = ForwardWorkspace()
@@ -85,6 +92,11 @@ final class ArchitectureGoldenTests: XCTestCase {
         var worst: Float = 0, worstAt = ""
         var greedyMatched = 0
         func note(_ e: Float, _ at: String) { if e > worst { worst = e; worstAt = at } }
+        let tok = try XCTUnwrap(m.tokenizer)
+        for t in fx.tokenizer.texts {
+            let want = sentencePieceIds ? try XCTUnwrap(t.sentencepiece_ids) : t.hf_ids_no_special
+            XCTAssertEqual(tok.encode(t.text, addSpecial: false), want, "\(family) ids of \(t.text.debugDescription)")
+        }
         for p in fx.prompts {
             var hidden = p.hidden_last_position, logitsRef = floats(p.logits_last_f32le_base64)
             var argmax = p.argmax, greedyRef = p.greedy_new_ids
@@ -144,12 +156,26 @@ final class ArchitectureGoldenTests: XCTestCase {
 
     func testMistral() throws { try check("mistral") }
 
-    func testPhi3() throws { try check("phi3") }
+    /// Phi-3's tokenizer puts "▁" before every text (its Prepend normalizer); the tiny fixture's
+    /// Hugging Face tokenizer (Metaspace, prepend "first") does not before a leading space, the
+    /// sentencepiece library and llama.cpp do.
+    func testPhi3() throws { try check("phi3", sentencePieceIds: true) }
 
-    func testGPT2IsRefusedClearly() throws {
-        XCTAssertThrowsError(try loadModel(path: TestSupport.fixture("arch/gpt2.gguf").path)) { e in
-            XCTAssertEqual(e as? EngineError, .unsupportedArchitecture("gpt2"))
-            XCTAssertTrue("\(e)".contains("supported: gemma3, llama, phi3, qwen2, qwen3"), "\(e)")
+    func testGPT2() throws { try check("gpt2") }
+
+    /// An architecture the engine does not run (the GPT-2 fixture relabelled `gptj`) is refused by name.
+    func testUnknownArchitectureIsRefusedClearly() throws {
+        var bytes = [UInt8](try Data(contentsOf: TestSupport.fixture("arch/gpt2.gguf")))
+        let key = Array("general.architecture".utf8), value = Array("gpt2".utf8)
+        let k = try XCTUnwrap((0...(bytes.count - key.count)).first { Array(bytes[$0..<($0 + key.count)]) == key })
+        let v = try XCTUnwrap((k...(bytes.count - 4)).first { Array(bytes[$0..<($0 + 4)]) == value })
+        bytes[v + 3] = UInt8(ascii: "j")
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("gptj-\(getpid()).gguf")
+        try Data(bytes).write(to: url)
+        defer { try? FileManager.default.removeItem(at: url) }
+        XCTAssertThrowsError(try loadModel(path: url.path)) { e in
+            XCTAssertEqual(e as? EngineError, .unsupportedArchitecture("gptj"))
+            XCTAssertTrue("\(e)".contains("supported: gemma3, gpt2, llama, phi3, qwen2, qwen3"), "\(e)")
         }
     }
 }

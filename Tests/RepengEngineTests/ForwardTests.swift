@@ -311,6 +311,21 @@ final class ForwardTests: XCTestCase {
         let gegluDiff = maxRelDiff(g1, g2)
         print("geglu max relative difference: \(gegluDiff)")
         XCTAssertLessThan(gegluDiff, 1e-6)
+        var h1 = gx, h2 = gx
+        Kernels.geluTanh(&h1, h1.count)
+        Kernels.geluTanhReference(&h2, h2.count)
+        XCTAssertLessThan(maxRelDiff(h1, h2), 1e-6)
+        // LayerNorm, with an offset so the mean matters, in place as the forward pass runs it.
+        let bias = (0..<dim).map { _ in Float(rng.nextUnit() - 0.5) }
+        let shifted = x.map { $0 + 3 }
+        var ln1 = shifted, ln2 = shifted
+        Kernels.layerNormReference(shifted, w, bias, &ln2, rows: rows, dim: dim, eps: 1e-5)
+        ln1.withUnsafeMutableBufferPointer { p in
+            Kernels.layerNorm(p.baseAddress!, w, bias, p.baseAddress!, rows: rows, dim: dim, eps: 1e-5)
+        }
+        let lnDiff = maxRelDiff(ln1, ln2)
+        print("layerNorm max relative difference: \(lnDiff)")
+        XCTAssertLessThan(lnDiff, 1e-6)
         var e = (0..<300).map { _ in Float(rng.nextUnit() * 60 - 30) }, f = e
         Kernels.softmax(&e, n: 300, valid: 250)
         Kernels.softmaxReference(&f, n: 300, valid: 250)

@@ -1,8 +1,9 @@
 // The shared decoder runtime: weights of every family this engine runs (Architectures/) and the
 // batched forward pass with read and steer hooks. Per block, in the order of transformers'
-// decoder layers:
-//   h = x + [postnorm](o(attention(rope([qknorm] q), rope([qknorm] k), v; window, scale))) of norm(x)
-//   out = h + [postnorm](down(act(gate)·up)) of norm(h);  out = steer(out, block)
+// decoder layers (norm: RMSNorm, or LayerNorm with bias; [·]: parts a family may lack; x starts
+// as the token embeddings, scaled, plus learned positions where the family has them):
+//   h = x + [postnorm](o(attention(rope([qknorm] q), rope([qknorm] k), v; window, scale)) [+ b]) of norm(x)
+//   out = h + [postnorm](down(act(gate [+ b])·up | act(up + b)) [+ b]) of norm(h);  out = steer(out, block)
 // The read hook sees `out` after steering (index block + 1, as `output_hidden_states`).
 import CBLAS
 import RepengKernels
@@ -12,21 +13,28 @@ import Foundation
 /// Weights of one transformer block.
 struct DecoderBlock: @unchecked Sendable {
     var attnNorm: FloatBuffer          // [dim]
+    var attnNormBias: FloatBuffer?     // [dim] (LayerNorm)
     var qkv: WeightMatrix              // [qDim + 2·kvDim, dim] (q, k, v stacked)
     var qkvBias: FloatBuffer?          // [qDim + 2·kvDim] (Qwen2)
     var qNorm: FloatBuffer?            // [headDim] (Qwen3, Gemma-3)
     var kNorm: FloatBuffer?            // [headDim]
     var attnOut: WeightMatrix          // [dim, qDim]
+    var attnOutBias: FloatBuffer?      // [dim] (GPT-2)
     var postAttnNorm: FloatBuffer?     // [dim] (Gemma)
     var ffnNorm: FloatBuffer           // [dim]
-    var gateUp: WeightMatrix           // [2·ffn, dim] (gate, up stacked)
+    var ffnNormBias: FloatBuffer?      // [dim] (LayerNorm)
+    var gateUp: WeightMatrix           // [2·ffn, dim] (gate, up stacked), [ffn, dim] (up) ungated
+    var gateUpBias: FloatBuffer?       // as gateUp's rows (GPT-2)
     var down: WeightMatrix             // [dim, ffn]
+    var downBias: FloatBuffer?         // [dim] (GPT-2)
     var postFFNNorm: FloatBuffer?      // [dim] (Gemma)
 }
 
 /// Where a block's weights come from: a GGUF file or named arrays (tests, synthetic models).
 protocol WeightSource {
     func has(_ name: String) -> Bool
+    /// Rows of a [rows, cols] tensor, nil when absent or not of that shape.
+    func rowCount(_ name: String, cols: Int) -> Int?
     func vector(_ name: String, count: Int) throws -> FloatBuffer
     /// Several [rows_i, cols] tensors stacked into one [Σ rows_i, cols] matrix.
     func stacked(_ parts: [(String, Int)], cols: Int) throws -> WeightMatrix
@@ -60,8 +68,10 @@ extension WeightSource {
         var bias: FloatBuffer?
         if let qb = t.qBias, let kb = t.kBias, let vb = t.vBias, !qb.optional || has(qb.name) {
             bias = try stackedVector([(qb.name, cfg.qDim), (kb.name, cfg.kvDim), (vb.name, cfg.kvDim)])
+        } else if t.qkvBias != nil {
+            bias = try optionalVector(t.qkvBias, count: cfg.qDim + 2 * cfg.kvDim)
         }
-        let qkvRows = [cfg.qDim, cfg.kvDim, cfg.kvDim], gateUpRows = [ffn, ffn]
+        let qkvRows = [cfg.qDim, cfg.kvDim, cfg.kvDim], gateUpRows = cfg.gatedMLP ? [ffn, ffn] : [ffn]
         /// Separate tensors stacked, or one fused tensor holding all the rows.
         func projection(_ refs: [TensorRef], _ rows: [Int]) throws -> WeightMatrix {
             if refs.count == 1 { return try matrix(refs[0].name, rows: rows.reduce(0, +), cols: dim) }
@@ -69,15 +79,20 @@ extension WeightSource {
         }
         let block = DecoderBlock(
             attnNorm: try vector(t.attnNorm.name, count: dim),
+            attnNormBias: try optionalVector(t.attnNormBias, count: dim),
             qkv: try projection(t.qkv, qkvRows),
             qkvBias: bias,
             qNorm: try optionalVector(t.qNorm, count: cfg.headDim),
             kNorm: try optionalVector(t.kNorm, count: cfg.headDim),
             attnOut: try matrix(t.attnOut.name, rows: dim, cols: cfg.qDim),
+            attnOutBias: try optionalVector(t.attnOutBias, count: dim),
             postAttnNorm: try optionalVector(t.postAttnNorm, count: dim),
             ffnNorm: try vector(t.ffnNorm.name, count: dim),
+            ffnNormBias: try optionalVector(t.ffnNormBias, count: dim),
             gateUp: try projection(t.gateUp, gateUpRows),
+            gateUpBias: try optionalVector(t.gateUpBias, count: gateUpRows.reduce(0, +)),
             down: try matrix(t.down.name, rows: dim, cols: ffn),
+            downBias: try optionalVector(t.downBias, count: dim),
             postFFNNorm: try optionalVector(t.postFFNNorm, count: dim))
         if cfg.qkNorm, block.qNorm == nil || block.kNorm == nil {
             throw EngineError.missingTensor(t.qNorm?.name ?? "q/k norm of block \(t.attnNorm.name)")
@@ -85,8 +100,38 @@ extension WeightSource {
         if cfg.postNorms, block.postAttnNorm == nil || block.postFFNNorm == nil {
             throw EngineError.missingTensor(t.postAttnNorm?.name ?? "post-norms of block \(t.attnNorm.name)")
         }
+        if cfg.normalization == .layer, block.attnNormBias == nil || block.ffnNormBias == nil {
+            throw EngineError.missingTensor(t.attnNormBias?.name ?? "LayerNorm biases of block \(t.attnNorm.name)")
+        }
         return block
     }
+
+    /// The tensors outside the blocks.
+    func globals(_ g: GlobalTensors, config cfg: ModelConfig) throws -> ModelGlobals {
+        let dim = cfg.hiddenSize
+        let embedding = try matrix(g.tokenEmbedding.name, rows: cfg.vocabSize, cols: dim)
+        var positions: WeightMatrix?
+        if cfg.positionEncoding == .learned {
+            guard let p = g.positionEmbedding else { throw EngineError.missingTensor("position embeddings") }
+            // The table may be longer than the context the config allows; only its first rows are read.
+            positions = try matrix(p.name, rows: rowCount(p.name, cols: dim) ?? cfg.contextLength, cols: dim)
+        }
+        let outputNormBias = try optionalVector(g.outputNormBias, count: dim)
+        if cfg.normalization == .layer, outputNormBias == nil { throw EngineError.missingTensor("output norm bias") }
+        return ModelGlobals(
+            tokenEmbedding: embedding, positionEmbedding: positions,
+            outputNorm: try vector(g.outputNorm.name, count: dim), outputNormBias: outputNormBias,
+            output: cfg.tiedEmbeddings ? embedding : try matrix(g.output.name, rows: cfg.vocabSize, cols: dim))
+    }
+}
+
+/// The weights outside the blocks.
+struct ModelGlobals {
+    var tokenEmbedding: WeightMatrix   // [vocab, dim]
+    var positionEmbedding: WeightMatrix? // [positions, dim]
+    var outputNorm: FloatBuffer        // [dim]
+    var outputNormBias: FloatBuffer?   // [dim] (LayerNorm)
+    var output: WeightMatrix           // [vocab, dim] (the embedding matrix when tied)
 }
 
 /// Named f32 arrays as a weight source.
@@ -94,6 +139,11 @@ struct ArrayWeights: WeightSource {
     let weights: [String: [Float]]
 
     func has(_ name: String) -> Bool { weights[name] != nil }
+
+    func rowCount(_ name: String, cols: Int) -> Int? {
+        guard let w = weights[name], cols > 0, w.count % cols == 0 else { return nil }
+        return w.count / cols
+    }
 
     func get(_ n: String, _ count: Int) throws -> [Float] {
         guard let w = weights[n] else { throw EngineError.missingTensor(n) }
@@ -119,7 +169,9 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
     public let fileWeightTypes: [String: Int]
 
     let tokenEmbedding: WeightMatrix   // [vocab, dim]
+    let positionEmbedding: WeightMatrix? // [positions, dim] (learned positions)
     let outputNorm: FloatBuffer        // [dim]
+    let outputNormBias: FloatBuffer?   // [dim] (LayerNorm)
     let output: WeightMatrix           // [vocab, dim] (the embedding matrix when tied)
     let blocks: [DecoderBlock]
     /// Distinct RoPE inverse-frequency tables ([ropeDim / 2] each) and the one each block uses.
@@ -145,14 +197,10 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
         var types: [String: Int] = [:]
         for t in gguf.tensors { types[t.type.description, default: 0] += 1 }
         fileWeightTypes = types
-        let dim = cfg.hiddenSize
         let loader = GGUFWeightLoader(file: gguf)
-
-        tokenEmbedding = try loader.matrix("token_embd.weight", rows: cfg.vocabSize, cols: dim)
-        outputNorm = try loader.vector("output_norm.weight", count: dim)
-        output = cfg.tiedEmbeddings
-            ? tokenEmbedding
-            : try loader.matrix("output.weight", rows: cfg.vocabSize, cols: dim)
+        let g = try loader.globals(family.globalTensors(config: cfg), config: cfg)
+        (tokenEmbedding, positionEmbedding, outputNorm, outputNormBias, output) =
+            (g.tokenEmbedding, g.positionEmbedding, g.outputNorm, g.outputNormBias, g.output)
         var blocks: [DecoderBlock] = []
         blocks.reserveCapacity(cfg.blockCount)
         for i in 0..<cfg.blockCount {
@@ -176,16 +224,16 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
         self.tokenizer = tokenizer
         let family = Architectures.lookup(cfg.architecture) ?? LlamaArchitecture.self
         let w = ArrayWeights(weights: weights)
-        let dim = cfg.hiddenSize
-        tokenEmbedding = try w.matrix("token_embd.weight", rows: cfg.vocabSize, cols: dim)
-        outputNorm = try w.vector("output_norm.weight", count: dim)
-        output = cfg.tiedEmbeddings ? tokenEmbedding : try w.matrix("output.weight", rows: cfg.vocabSize, cols: dim)
+        let g = try w.globals(family.globalTensors(config: cfg), config: cfg)
+        (tokenEmbedding, positionEmbedding, outputNorm, outputNormBias, output) =
+            (g.tokenEmbedding, g.positionEmbedding, g.outputNorm, g.outputNormBias, g.output)
         blocks = try (0..<cfg.blockCount).map { i in try w.block(family.blockTensors(i, config: cfg), config: cfg) }
         (ropeTables, blockRope) = DecoderModel.ropeTables(cfg, factors: nil)
     }
 
     /// One inverse-frequency table per distinct RoPE base, and each block's table.
     static func ropeTables(_ cfg: ModelConfig, factors: [Float]?) -> ([[Float]], [Int]) {
+        guard cfg.positionEncoding == .rope else { return ([], []) }
         var bases: [Float] = []
         var index: [Int] = []
         for b in cfg.layerRopeBases {
@@ -208,6 +256,7 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
     /// Bytes of weights resident in memory.
     public var residentBytes: Int {
         var n = tokenEmbedding.residentBytes + (config.tiedEmbeddings ? 0 : output.residentBytes)
+            + (positionEmbedding?.residentBytes ?? 0)
         for b in blocks { n += b.qkv.residentBytes + b.attnOut.residentBytes + b.gateUp.residentBytes + b.down.residentBytes }
         return n
     }
@@ -355,6 +404,13 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
             }
         }
         if cfg.embeddingScale != 1 { Kernels.scale(x, cfg.embeddingScale, T * dim) }
+        if let positions = positionEmbedding {
+            for seq in plan.sequences {
+                for i in 0..<seq.count {
+                    Kernels.add(positions.f32 + (seq.start + i) * dim, into: x + (seq.row + i) * dim, dim)
+                }
+            }
+        }
         if plan.readIndices.contains(0) { read?(0, x) }
 
         let workers = ws.workerCount
@@ -386,12 +442,10 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
         let proj = ws.proj.pointer
         for b in 0..<plan.blocksToRun {
             let blk = blocks[b]
-            let cosT = ws.ropeCos[blockRope[b]].pointer, sinT = ws.ropeSin[blockRope[b]].pointer
+            let rope = b < blockRope.count
+            let cosT = rope ? ws.ropeCos[blockRope[b]].pointer : x, sinT = rope ? ws.ropeSin[blockRope[b]].pointer : x
             // Attention.
-            Parallel.forRows(T, valuesPerRow: dim, workers: workers) { r in
-                Kernels.rmsNorm(x + r.lowerBound * dim, blk.attnNorm.pointer, xn + r.lowerBound * dim,
-                                rows: r.count, dim: dim, eps: eps)
-            }
+            normalize(x, blk.attnNorm, blk.attnNormBias, into: xn, rows: T, workers: workers)
             blk.qkv.apply(xn, n: T, into: qkv)
             Parallel.forRows(T, valuesPerRow: qkvDim, workers: workers) { r in
                 for row in r {
@@ -402,38 +456,34 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
                         Kernels.rmsNorm(q, qn.pointer, q, rows: cfg.headCount, dim: hd, eps: eps)
                         Kernels.rmsNorm(q + qDim, kn.pointer, q + qDim, rows: cfg.kvHeadCount, dim: hd, eps: eps)
                     }
-                    applyRope(q, heads: cfg.headCount, cos: cosT + row * half, sin: sinT + row * half)
-                    applyRope(q + qDim, heads: cfg.kvHeadCount, cos: cosT + row * half, sin: sinT + row * half)
+                    if rope {
+                        applyRope(q, heads: cfg.headCount, cos: cosT + row * half, sin: sinT + row * half)
+                        applyRope(q + qDim, heads: cfg.kvHeadCount, cos: cosT + row * half, sin: sinT + row * half)
+                    }
                 }
             }
             attention(block: b, batch: batch, plan: plan, qkv: qkv, out: attn, scale: scale,
                       window: cfg.layerWindows[b], ws: ws, workers: workers)
-            if let post = blk.postAttnNorm {
-                blk.attnOut.apply(attn, n: T, into: proj)
-                addNormalized(proj, post, into: x, rows: T, workers: workers)
-            } else {
-                blk.attnOut.apply(attn, n: T, into: x, accumulate: true)
-            }
+            residual(blk.attnOut, attn, bias: blk.attnOutBias, postNorm: blk.postAttnNorm, into: x, rows: T,
+                     scratch: proj, workers: workers)
 
             // MLP.
-            Parallel.forRows(T, valuesPerRow: dim, workers: workers) { r in
-                Kernels.rmsNorm(x + r.lowerBound * dim, blk.ffnNorm.pointer, xn + r.lowerBound * dim,
-                                rows: r.count, dim: dim, eps: eps)
-            }
+            normalize(x, blk.ffnNorm, blk.ffnNormBias, into: xn, rows: T, workers: workers)
             blk.gateUp.apply(xn, n: T, into: gu)
-            let activation = cfg.activation
+            let activation = cfg.activation, gated = cfg.gatedMLP, guWidth = gated ? 2 * ffn : ffn
             Parallel.forRows(T, valuesPerRow: 4 * ffn, workers: workers) { r in
-                switch activation {
-                case .silu: Kernels.swiglu(gu + r.lowerBound * 2 * ffn, hidden + r.lowerBound * ffn, rows: r.count, ffn: ffn)
-                case .geluTanh: Kernels.geglu(gu + r.lowerBound * 2 * ffn, hidden + r.lowerBound * ffn, rows: r.count, ffn: ffn)
+                let rows = gu + r.lowerBound * guWidth
+                if let bias = blk.gateUpBias {
+                    for i in 0..<r.count { Kernels.add(bias.pointer, into: rows + i * guWidth, guWidth) }
+                }
+                switch (activation, gated) {
+                case (.silu, true): Kernels.swiglu(rows, hidden + r.lowerBound * ffn, rows: r.count, ffn: ffn)
+                case (.geluTanh, true): Kernels.geglu(rows, hidden + r.lowerBound * ffn, rows: r.count, ffn: ffn)
+                case (_, false): Kernels.geluTanh(rows, r.count * ffn)   // validate() allows only GELU here
                 }
             }
-            if let post = blk.postFFNNorm {
-                blk.down.apply(hidden, n: T, into: proj)
-                addNormalized(proj, post, into: x, rows: T, workers: workers)
-            } else {
-                blk.down.apply(hidden, n: T, into: x, accumulate: true)
-            }
+            residual(blk.down, gated ? hidden : gu, bias: blk.downBias, postNorm: blk.postFFNNorm, into: x, rows: T,
+                     scratch: proj, workers: workers)
 
             // Steer hook.
             for (si, seq) in plan.sequences.enumerated() {
@@ -457,12 +507,37 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
             s.cache?.length = plan.sequences[si].start + plan.sequences[si].count
         }
         if plan.needFinalNorm {
-            let final = ws.final.pointer
-            Parallel.forRows(T, valuesPerRow: dim, workers: workers) { r in
-                Kernels.rmsNorm(x + r.lowerBound * dim, outputNorm.pointer, final + r.lowerBound * dim,
-                                rows: r.count, dim: dim, eps: cfg.rmsNormEps)
-            }
+            normalize(x, outputNorm, outputNormBias, into: ws.final.pointer, rows: T, workers: workers)
             if plan.readIndices.contains(cfg.blockCount) { read?(cfg.blockCount, ws.final.pointer) }
+        }
+    }
+
+    /// The family's norm of `rows` rows of x into y: RMSNorm, or LayerNorm with `bias`.
+    private func normalize(_ x: UnsafePointer<Float>, _ w: FloatBuffer, _ bias: FloatBuffer?,
+                           into y: UnsafeMutablePointer<Float>, rows: Int, workers: Int) {
+        let dim = config.hiddenSize, eps = config.rmsNormEps
+        Parallel.forRows(rows, valuesPerRow: dim, workers: workers) { r in
+            let x0 = x + r.lowerBound * dim, y0 = y + r.lowerBound * dim
+            if let bias {
+                Kernels.layerNorm(x0, w.pointer, bias.pointer, y0, rows: r.count, dim: dim, eps: eps)
+            } else {
+                Kernels.rmsNorm(x0, w.pointer, y0, rows: r.count, dim: dim, eps: eps)
+            }
+        }
+    }
+
+    /// x += [postnorm](W·a [+ bias]) for `rows` rows, through `scratch` when there is a post-norm.
+    private func residual(_ w: WeightMatrix, _ a: UnsafeMutablePointer<Float>, bias: FloatBuffer?, postNorm: FloatBuffer?,
+                          into x: UnsafeMutablePointer<Float>, rows: Int, scratch: UnsafeMutablePointer<Float>,
+                          workers: Int) {
+        let dim = config.hiddenSize
+        if let postNorm {
+            w.apply(a, n: rows, into: scratch)
+            if let bias { for r in 0..<rows { Kernels.add(bias.pointer, into: scratch + r * dim, dim) } }
+            addNormalized(scratch, postNorm, into: x, rows: rows, workers: workers)
+        } else {
+            w.apply(a, n: rows, into: x, accumulate: true)
+            if let bias { for r in 0..<rows { Kernels.add(bias.pointer, into: x + r * dim, dim) } }
         }
     }
 
@@ -727,6 +802,11 @@ struct GGUFWeightLoader: WeightSource {
     let file: GGUFFile
 
     func has(_ name: String) -> Bool { file.tensor(named: name) != nil }
+
+    func rowCount(_ name: String, cols: Int) -> Int? {
+        guard let t = file.tensor(named: name), t.dims.count == 2, t.dims[0] == cols else { return nil }
+        return t.dims[1]
+    }
 
     func info(_ name: String, elements: Int) throws -> GGUFTensorInfo {
         guard let t = file.tensor(named: name) else { throw EngineError.missingTensor(name) }

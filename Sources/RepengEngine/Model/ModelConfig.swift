@@ -9,6 +9,23 @@ public enum Activation: String, Sendable, Equatable {
     case geluTanh = "gelu_tanh"
 }
 
+/// The norm before attention, before the MLP and at the end.
+public enum Normalization: String, Sendable, Equatable {
+    /// RMSNorm with a weight (Llama, Qwen, Gemma, Phi-3).
+    case rms
+    /// LayerNorm with a weight and a bias (GPT-2).
+    case layer
+}
+
+/// How positions enter the model.
+public enum PositionEncoding: String, Sendable, Equatable {
+    /// Rotary embeddings of queries and keys in every block.
+    case rope
+    /// A learned embedding per position added to the token embeddings (GPT-2); the context
+    /// length is the table's.
+    case learned
+}
+
 /// Shape and numeric settings of a decoder-only transformer.
 public struct ModelConfig: Sendable, Equatable {
     /// `general.architecture` (e.g. "llama", "qwen2", "gemma3").
@@ -37,8 +54,14 @@ public struct ModelConfig: Sendable, Equatable {
     public var attentionScale: Float
     /// Multiplier of the token embeddings (1; √hiddenSize for Gemma).
     public var embeddingScale: Float = 1
-    /// Activation of the gated MLP.
+    /// Activation of the MLP.
     public var activation: Activation = .silu
+    /// True for out = down(act(gate)·up); false for out = down(act(up)) (GPT-2).
+    public var gatedMLP = true
+    /// The norm kind; its epsilon is `rmsNormEps` for both.
+    public var normalization: Normalization = .rms
+    /// Rotary or learned positions.
+    public var positionEncoding: PositionEncoding = .rope
     /// RMSNorm of each head's queries and keys before RoPE (Qwen3, Gemma-3).
     public var qkNorm = false
     /// RMSNorm of the attention and MLP outputs before their residual adds (Gemma-2/3).
@@ -149,6 +172,9 @@ public struct ModelConfig: Sendable, Equatable {
         guard layerWindows.count == blockCount, layerRopeBases.count == blockCount,
               layerWindows.allSatisfy({ $0 >= 0 }), layerRopeBases.allSatisfy({ $0.isFinite && $0 > 0 }) else {
             throw EngineError.badConfig("per-block attention windows and RoPE bases must be non-negative and finite, one per block")
+        }
+        guard gatedMLP || activation == .geluTanh else {
+            throw EngineError.unsupported("an ungated MLP with \(activation.rawValue)")
         }
         guard attentionScale.isFinite, attentionScale > 0, embeddingScale.isFinite, embeddingScale > 0,
               ropeLinearFactor.isFinite, ropeLinearFactor > 0 else {

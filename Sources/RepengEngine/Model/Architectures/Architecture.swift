@@ -12,6 +12,28 @@ protocol Architecture: Sendable {
     static func config(gguf: GGUFFile, architecture: String) throws -> ModelConfig
     /// The tensors of block `i` (GGUF names).
     static func blockTensors(_ i: Int, config: ModelConfig) -> BlockTensors
+    /// The tensors outside the blocks (GGUF names).
+    static func globalTensors(config: ModelConfig) -> GlobalTensors
+}
+
+extension Architecture {
+    static func globalTensors(config: ModelConfig) -> GlobalTensors { .gguf }
+}
+
+/// The tensors outside the blocks.
+struct GlobalTensors: Sendable {
+    var tokenEmbedding: TensorRef
+    /// Learned positions (`PositionEncoding.learned`).
+    var positionEmbedding: TensorRef?
+    var outputNorm: TensorRef
+    var outputNormBias: TensorRef?
+    /// The output head; unused when the config says the embeddings are tied.
+    var output: TensorRef
+
+    /// llama.cpp's names.
+    static let gguf = GlobalTensors(tokenEmbedding: TensorRef(name: "token_embd.weight"),
+                                    outputNorm: TensorRef(name: "output_norm.weight"),
+                                    output: TensorRef(name: "output.weight"))
 }
 
 /// A tensor the loader reads: `optional` ones may be absent from the file.
@@ -23,16 +45,25 @@ struct TensorRef: Sendable, Equatable {
 /// The tensors of one block; nil fields are not part of the family.
 struct BlockTensors: Sendable {
     var attnNorm: TensorRef
+    /// LayerNorm biases (`Normalization.layer`).
+    var attnNormBias: TensorRef?
     /// The q, k and v projections: three tensors, or one fused tensor with rows q | k | v.
     var qkv: [TensorRef]
     var qBias: TensorRef?, kBias: TensorRef?, vBias: TensorRef?
+    /// One bias of rows q | k | v for a fused projection.
+    var qkvBias: TensorRef?
     var qNorm: TensorRef?, kNorm: TensorRef?
     var attnOut: TensorRef
+    var attnOutBias: TensorRef?
     var postAttnNorm: TensorRef?
     var ffnNorm: TensorRef
-    /// The gate and up projections: two tensors, or one fused tensor with rows gate | up.
+    var ffnNormBias: TensorRef?
+    /// The gate and up projections: two tensors, or one fused tensor with rows gate | up; only
+    /// the up projection when the MLP is not gated.
     var gateUp: [TensorRef]
+    var gateUpBias: TensorRef?
     var down: TensorRef
+    var downBias: TensorRef?
     var postFFNNorm: TensorRef?
 
     /// llama.cpp's names for block `i` (`blk.i.attn_q.weight`, …) without optional parts.
@@ -66,7 +97,7 @@ struct BlockTensors: Sendable {
 /// The families this engine runs.
 enum Architectures {
     static let all: [any Architecture.Type] = [LlamaArchitecture.self, QwenArchitecture.self, Gemma3Architecture.self,
-                                                Phi3Architecture.self]
+                                                Phi3Architecture.self, GPT2Architecture.self]
 
     static func lookup(_ name: String) -> (any Architecture.Type)? {
         all.first { $0.names.contains(name) }
