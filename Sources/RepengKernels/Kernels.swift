@@ -1,4 +1,5 @@
-// Element-wise kernels of the forward pass (RMSNorm, LayerNorm, RoPE, SwiGLU, GeGLU, GELU, softmax, steering), each
+// Element-wise kernels of the forward pass (RMSNorm, LayerNorm, RoPE, SwiGLU, GeGLU, GELU, soft-capping, softmax,
+// steering), each
 // with a plain reference path beside the SIMD path; the tests check one against the other.
 import Foundation
 
@@ -279,6 +280,27 @@ public enum Kernels {
             let v = x[i]
             x[i] = 0.5 * v * (1 + Foundation.tanh(geluBeta * (v + geluKappa * v * v * v)))
         }
+    }
+
+    // MARK: Soft-capping (Gemma-2): x = cap · tanh(x / cap)
+
+    /// Soft-caps `n` values in place; tanh(y) = 1 - 2 / (exp(2y) + 1) on 16 lanes.
+    public static func softcap(_ x: UnsafeMutablePointer<Float>, _ n: Int, cap: Float) {
+        let c = SIMD16<Float>(repeating: cap), twoOverCap = SIMD16<Float>(repeating: 2 / cap)
+        let one = SIMD16<Float>(repeating: 1), two = SIMD16<Float>(repeating: 2)
+        var i = 0
+        while i + 16 <= n {
+            let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)
+            let t = one - two / (exp(v * twoOverCap) + one)
+            UnsafeMutableRawPointer(x + i).storeBytes(of: c * t, as: SIMD16<Float>.self)
+            i += 16
+        }
+        while i < n { x[i] = cap * Foundation.tanh(x[i] / cap); i += 1 }
+    }
+
+    /// Reference soft-capping, as transformers writes it.
+    public static func softcapReference(_ x: UnsafeMutablePointer<Float>, _ n: Int, cap: Float) {
+        for i in 0..<n { x[i] = Foundation.tanh(x[i] / cap) * cap }
     }
 
     // MARK: Softmax

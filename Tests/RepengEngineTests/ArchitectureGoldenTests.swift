@@ -163,6 +163,16 @@ final class ArchitectureGoldenTests: XCTestCase {
 
     func testGPT2() throws { try check("gpt2") }
 
+    /// Gemma-2 with small soft-caps (attention 5, logits 3) so that capping changes the logits
+    /// (by up to 1.2 each in the fixture), a 16-position window on blocks 0 and 2.
+    func testGemma2() throws {
+        try check("gemma2")
+        let m = try loadModel(path: TestSupport.fixture("arch/gemma2.gguf").path)
+        XCTAssertEqual(m.config.attentionSoftcap, 5)
+        XCTAssertEqual(m.config.logitSoftcap, 3)
+        XCTAssertEqual(m.config.layerWindows, [16, 0, 16, 0])
+    }
+
     /// An architecture the engine does not run (the GPT-2 fixture relabelled `gptj`) is refused by name.
     func testUnknownArchitectureIsRefusedClearly() throws {
         var bytes = [UInt8](try Data(contentsOf: TestSupport.fixture("arch/gpt2.gguf")))
@@ -175,7 +185,7 @@ final class ArchitectureGoldenTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: url) }
         XCTAssertThrowsError(try loadModel(path: url.path)) { e in
             XCTAssertEqual(e as? EngineError, .unsupportedArchitecture("gptj"))
-            XCTAssertTrue("\(e)".contains("supported: gemma3, gpt2, llama, phi3, qwen2, qwen3"), "\(e)")
+            XCTAssertTrue("\(e)".contains("supported: gemma2, gemma3, gpt2, llama, phi3, qwen2, qwen3"), "\(e)")
         }
     }
 }

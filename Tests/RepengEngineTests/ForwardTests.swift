@@ -326,6 +326,13 @@ final class ForwardTests: XCTestCase {
         let lnDiff = maxRelDiff(ln1, ln2)
         print("layerNorm max relative difference: \(lnDiff)")
         XCTAssertLessThan(lnDiff, 1e-6)
+        // Soft-capping across the cap (tanh saturates both ways).
+        var sc1 = (0..<300).map { _ in Float(rng.nextUnit() * 400 - 200) }, sc2 = sc1
+        Kernels.softcap(&sc1, sc1.count, cap: 30)
+        Kernels.softcapReference(&sc2, sc2.count, cap: 30)
+        let capDiff = maxRelDiff(sc1, sc2)
+        print("softcap max relative difference: \(capDiff)")
+        XCTAssertLessThan(capDiff, 1e-6)
         var e = (0..<300).map { _ in Float(rng.nextUnit() * 60 - 30) }, f = e
         Kernels.softmax(&e, n: 300, valid: 250)
         Kernels.softmaxReference(&f, n: 300, valid: 250)

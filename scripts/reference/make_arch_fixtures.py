@@ -1,4 +1,4 @@
-# Tiny random GPT-2, Qwen3, Qwen2, Mistral and Phi-3 checkpoints converted with llama.cpp's own converter, with golden Hugging Face transformers outputs (hidden states, logits, greedy, repeng steering) per family.
+# Tiny random GPT-2, Qwen3, Qwen2, Mistral, Phi-3 and Gemma-2 checkpoints converted with llama.cpp's own converter, with golden Hugging Face transformers outputs (hidden states, logits, greedy, repeng steering) per family.
 """Writes the per-architecture golden fixtures in Tests/RepengEngineTests/Fixtures/arch/.
 
 Run by hand with the reference environment described in scripts/reference/README.md and an
@@ -6,9 +6,9 @@ extracted llama-cpp-python source distribution (its vendored llama.cpp holds the
 
     /work/venv-ref/bin/python scripts/reference/make_arch_fixtures.py \\
         --llama-cpp /tmp/llama_cpp_python-0.3.36/vendor/llama.cpp \\
-        --out Tests/RepengEngineTests/Fixtures/arch
+        --out Tests/RepengEngineTests/Fixtures/arch [--families gemma2]
 
-For every family a tiny random float32 checkpoint (3 blocks, hidden 64, seeded) and a tiny
+For every family a tiny random float32 checkpoint (3 blocks, 4 for gemma2, hidden 64, seeded) and a tiny
 tokenizer trained here are saved with ``save_pretrained`` into a temporary folder, converted with
 ``convert_hf_to_gguf.py --outtype f32`` (run in a child process with the vendored ``gguf-py`` first
 on PYTHONPATH, so the converter and its gguf package match), and then
@@ -26,8 +26,17 @@ child process replaces ``TextModel.get_vocab_base_pre`` with a function that ret
 name for the family ("gpt-2", "qwen2") and records the hash it computed. Nothing else in the
 converter is changed and no llama.cpp file is copied into this repository.
 
+Gemma-2 (``Gemma2ForCausalLM`` -> GGUF arch ``gemma2``): 4 blocks so that both attention kinds of its
+alternating pattern appear twice (HF layer_types: even blocks sliding, odd blocks full; llama.cpp: swa
+pattern 2, the same blocks), sliding_window 16 (the GGUF carries it, so transformers WITH the window is
+the reference), attention / final logit softcaps reduced to 5 / 3 so that the tiny random model reaches
+them (the "sensitivity" section records how much the logits move without either cap), and a tiny
+SentencePiece BPE tokenizer with Gemma's special ids (<pad> 0, <eos> 1, <bos> 2, <unk> 3, <mask> 4) and
+no dummy prefix. The converter stores every Gemma norm weight as 1 + w (HF computes x_norm * (1 + w)).
+
 Hidden-state indexing (``output_hidden_states=True``) as in the other fixture scripts: index 0 is
-the embedding output (token + position embedding for GPT-2), index k (1 <= k < n_layers) the output
+the embedding output (token + position embedding for GPT-2, token embedding * sqrt(hidden) for
+Gemma-2), index k (1 <= k < n_layers) the output
 of block k-1, and the last index (n_layers) the output of the last block AFTER the final norm; the
 raw last block output is captured with a forward hook and stored separately. All computation is
 float32 on the CPU with attn_implementation="eager".
@@ -47,8 +56,10 @@ import tempfile
 import time
 from pathlib import Path
 
-FAMILIES = ["gpt2", "qwen3", "qwen2", "mistral", "phi3"]
+FAMILIES = ["gpt2", "qwen3", "qwen2", "mistral", "phi3", "gemma2"]  # the index is part of the seed: append only
 N_LAYERS = 3
+# Gemma-2 alternates sliding (even) and full (odd) blocks: 4 blocks show each kind twice.
+N_LAYERS_OF = {"gemma2": 4}
 HIDDEN = 64
 MAX_POS = 128
 GREEDY_NEW_TOKENS = 12
@@ -99,6 +110,10 @@ Greedy decoding always takes the most likely next token; sampling draws it from 
 Mountains, rivers, forests and deserts cover the land; oceans and seas cover most of the planet.
 The library opens at nine in the morning and closes at six in the evening, except on Sundays.
 """
+
+
+def n_layers_of(family: str) -> int:
+    return N_LAYERS_OF.get(family, N_LAYERS)
 
 
 def log(msg: str) -> None:
@@ -313,11 +328,51 @@ def make_sp_tokenizer(family: str, out_dir: Path, work: Path) -> dict:
                  "ids": ids, "n_tokens": len(hf), "sentencepiece_pieces": n_sp, "first_normal_id": 3 + 256}, **extra)
 
 
+GEMMA_SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>"]  # ids 0..4 as in Gemma's own vocabulary
+
+
+def make_gemma_tokenizer(out_dir: Path, work: Path) -> dict:
+    """SentencePiece BPE with byte fallback (vocab 416) laid out like Gemma's: <pad> 0, <eos> 1, <bos> 2, <unk> 3,
+    <mask> 4 (a control symbol, so that the GGUF marks it CONTROL as in Gemma's own GGUFs: the converter maps
+    sentencepiece's user-defined type to NORMAL, and transformers 5 writes no added_tokens_decoder into
+    tokenizer_config.json), then the 256 byte pieces; no dummy prefix (Gemma's tokenizer.model has
+    add_dummy_prefix = false and llama.cpp's Gemma2 converter writes add_space_prefix = false). HF side:
+    GemmaTokenizer built from its pieces and merges."""
+    import sentencepiece as spm
+    from transformers import GemmaTokenizer
+    from transformers.tokenization_utils_sentencepiece import SentencePieceExtractor
+
+    text_file = work / "corpus.txt"
+    text_file.write_text("\n".join(corpus_lines()) + "\n", encoding="utf-8")
+    prefix = work / "sp"
+    spm.SentencePieceTrainer.train(
+        input=str(text_file), model_prefix=str(prefix), vocab_size=416, model_type="bpe", byte_fallback=True,
+        character_coverage=1.0, pad_id=0, eos_id=1, bos_id=2, unk_id=3, pad_piece="<pad>", eos_piece="<eos>",
+        bos_piece="<bos>", unk_piece="<unk>", control_symbols=["<mask>"], add_dummy_prefix=False,
+        remove_extra_whitespaces=False, split_digits=True, normalization_rule_name="identity",
+        num_threads=1, seed_sentencepiece_size=100000, minloglevel=2)
+    model_file = out_dir / "tokenizer.model"
+    model_file.write_bytes(Path(str(prefix) + ".model").read_bytes())
+    vocab, _scores, merges = SentencePieceExtractor(str(model_file)).extract()
+    assert [vocab[t] for t in GEMMA_SPECIALS] == list(range(len(GEMMA_SPECIALS))), "special ids are not Gemma's"
+    n_sp = len(GEMMA_SPECIALS)
+    assert vocab["<0x00>"] == n_sp and vocab["<0xFF>"] == n_sp + 255, "byte pieces do not follow the specials"
+    hf = GemmaTokenizer(vocab=vocab, merges=merges, unk_token="<unk>", bos_token="<bos>", eos_token="<eos>",
+                        pad_token="<pad>", mask_token="<mask>", add_bos_token=True, add_eos_token=False)
+    hf.save_pretrained(out_dir)
+    model_file.write_bytes(Path(str(prefix) + ".model").read_bytes())  # keep it next to tokenizer.json
+    return {"kind": "SentencePiece BPE (byte_fallback, no dummy prefix, identity normalizer, split_digits, vocab 416; "
+                    "<pad> 0, <eos> 1, <bos> 2, <unk> 3, <mask> 4 control, bytes 5..260) as tokenizer.model; "
+                    "HF side: GemmaTokenizer built from its pieces and merges",
+            "ids": {"bos": 2, "eos": 1, "pad": 0, "unk": 3, "mask": 4}, "n_tokens": len(hf),
+            "sentencepiece_pieces": len(vocab), "first_normal_id": len(GEMMA_SPECIALS) + 256}
+
+
 # ---------------------------------------------------------------------------
 # Models
 
 def make_config(family: str, tok_info: dict, vocab_size: int):
-    from transformers import GPT2Config, MistralConfig, Phi3Config, Qwen2Config, Qwen3Config
+    from transformers import Gemma2Config, GPT2Config, MistralConfig, Phi3Config, Qwen2Config, Qwen3Config
 
     ids = tok_info["ids"]
     common = dict(vocab_size=vocab_size, max_position_embeddings=MAX_POS, bos_token_id=ids["bos"],
@@ -350,20 +405,40 @@ def make_config(family: str, tok_info: dict, vocab_size: int):
                           rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
                           resid_pdrop=0.0, embd_pdrop=0.0, attention_dropout=0.0, sliding_window=None,
                           tie_word_embeddings=False, hidden_act="silu", **common)
+    if family == "gemma2":
+        # query_pre_attn_scalar = head_dim (= hidden / heads = 16): HF scales by query_pre_attn_scalar^-0.5, llama.cpp
+        # by 1/sqrt(key_length) (the GGUF has no query_pre_attn_scalar key), so both are 1/4 here. layer_types is
+        # left to Gemma2Config's default (block i sliding iff i is even).
+        return Gemma2Config(hidden_size=HIDDEN, intermediate_size=128, num_hidden_layers=n_layers_of(family),
+                            num_attention_heads=4, num_key_value_heads=2, head_dim=16, rms_norm_eps=1e-6,
+                            rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+                            hidden_activation="gelu_pytorch_tanh", query_pre_attn_scalar=16, sliding_window=16,
+                            attn_logit_softcapping=GEMMA2_ATTN_SOFTCAP, final_logit_softcapping=GEMMA2_FINAL_SOFTCAP,
+                            attention_bias=False, attention_dropout=0.0, tie_word_embeddings=True, **common)
     raise ValueError(family)
+
+
+# Published Gemma-2 values are 50 (attention) and 30 (final); the tiny random model's attention scores (std ~2.5)
+# and logits (|z| up to ~4) would hardly reach those, so smaller caps make the tanh bend measurably.
+GEMMA2_ATTN_SOFTCAP = 5.0
+GEMMA2_FINAL_SOFTCAP = 3.0
 
 
 INIT_NOTE = ("after construction every parameter is redrawn from torch.manual_seed(seed) in named_parameters() "
              "order: 1-D weights (norm gains) 1 + N(0, 0.1^2); biases N(0, 0.1^2); token embedding N(0, 0.15^2); "
              "GPT-2 position embedding N(0, 0.2^2); untied lm_head N(0, 0.3^2); q/k projections (and the fused qkv) "
-             "N(0, 0.2^2); every other matrix N(0, 0.15^2)")
+             "N(0, 0.2^2); every other matrix N(0, 0.15^2). Gemma-2 norm weights w (HF computes x_norm * (1 + w)) "
+             "are drawn as N(0, 0.1^2), so the effective gain 1 + w has the same distribution as the other families'")
 
 
 @torch.no_grad()
 def init_weights(model, seed: int) -> None:
     torch.manual_seed(seed)
+    gemma = model.config.model_type == "gemma2"
     for name, p in model.named_parameters():
         if name.endswith(".bias"):
+            p.copy_(torch.randn_like(p) * 0.1)
+        elif p.ndim == 1 and gemma:  # Gemma2RMSNorm multiplies by (1 + w)
             p.copy_(torch.randn_like(p) * 0.1)
         elif p.ndim == 1:
             p.copy_(1.0 + torch.randn_like(p) * 0.1)
@@ -501,6 +576,18 @@ HF_OF_GGUF_GPT2 = {
 }
 
 
+HF_OF_GGUF_GEMMA2 = {
+    "attn_norm.weight": "input_layernorm.weight",
+    "attn_q.weight": "self_attn.q_proj.weight", "attn_k.weight": "self_attn.k_proj.weight",
+    "attn_v.weight": "self_attn.v_proj.weight", "attn_output.weight": "self_attn.o_proj.weight",
+    "post_attention_norm.weight": "post_attention_layernorm.weight",
+    "ffn_norm.weight": "pre_feedforward_layernorm.weight",
+    "ffn_gate.weight": "mlp.gate_proj.weight", "ffn_up.weight": "mlp.up_proj.weight",
+    "ffn_down.weight": "mlp.down_proj.weight",
+    "post_ffw_norm.weight": "post_feedforward_layernorm.weight",
+}
+
+
 def hf_name_of(family: str, gname: str) -> str:
     if family == "gpt2":
         glob = {"token_embd.weight": "transformer.wte.weight", "position_embd.weight": "transformer.wpe.weight",
@@ -517,6 +604,8 @@ def hf_name_of(family: str, gname: str) -> str:
     _, b, rest = gname.split(".", 2)
     if family == "phi3" and rest == "ffn_up.weight":
         return f"model.layers.{b}.mlp.gate_up_proj.weight"
+    if family == "gemma2":
+        return f"model.layers.{b}.{HF_OF_GGUF_GEMMA2[rest]}"
     return f"model.layers.{b}.{HF_OF_GGUF_LLAMA[rest]}"
 
 
@@ -538,6 +627,10 @@ def tensor_checks(family: str, cfg, sd: dict, tensors: dict[str, np.ndarray], re
         hf = sd[hname].float().numpy()
         used_hf.add(hname)
         candidates = [("identity", hf)]
+        if family == "gemma2" and gname.endswith("norm.weight"):
+            # the converter's Gemma2Model.modify_tensors adds 1 (float32) to every *norm.weight
+            candidates = [("gguf = 1 + hf (float32; Gemma RMSNorm multiplies by 1 + w)",
+                           (hf + np.float32(1.0)).astype(np.float32))]
         if hf.ndim == 2:
             candidates.append(("transpose (HF Conv1D stores [in, out])", hf.T))
         if gname.endswith(("attn_q.weight", "attn_q.bias")):
@@ -596,13 +689,46 @@ def rope(x: torch.Tensor, pos: torch.Tensor, n_rot: int, base: float, mode: str)
     return torch.cat([out, rest], dim=-1)
 
 
-ROPE_MODE = {"llama": "norm", "qwen2": "neox", "qwen3": "neox", "phi3": "neox", "gpt2": None}
+ROPE_MODE = {"llama": "norm", "qwen2": "neox", "qwen3": "neox", "phi3": "neox", "gpt2": None, "gemma2": "neox"}
+
+
+def gemma2_swa_layers(meta: dict) -> list[bool]:
+    """llama.cpp's gemma2 loader: load_swa_pattern(ml, 2) -> an explicit gemma2.attention.sliding_window_pattern
+    array if present, else set_swa_pattern(n_pattern = 2 or the key's value, dense_first = false):
+    block il uses the window iff il % n_pattern < n_pattern - 1 (n_pattern 2: the even blocks)."""
+    n_layer = meta["gemma2.block_count"]
+    pat = meta.get("gemma2.attention.sliding_window_pattern", 2)
+    if isinstance(pat, list):
+        return [bool(x) for x in pat]
+    return [pat == 0 or il % pat < pat - 1 for il in range(n_layer)]
+
+
+def gemma2_attention_scale(meta: dict) -> float:
+    """llama.cpp's gemma2 loader: 1/sqrt(n_embd / n_head) for the 27B (46 blocks), else 1/sqrt(key_length)."""
+    n_embd, n_head = meta["gemma2.embedding_length"], meta["gemma2.attention.head_count"]
+    if meta["gemma2.block_count"] == 46:
+        return 1.0 / np.sqrt(n_embd // n_head)
+    return 1.0 / np.sqrt(meta.get("gemma2.attention.key_length", n_embd // n_head))
+
+
+GEMMA2_VARIANTS = {
+    "no_attn_softcap": "attention scores not softcapped",
+    "no_final_softcap": "logits not softcapped",
+    "no_sliding_window": "full causal attention on every block",
+    "sliding_window_on_all_blocks": "the window on every block (as for Mistral in transformers)",
+    "sliding_window_on_odd_blocks": "the window on the odd blocks instead of the even ones",
+    "query_pre_attn_scalar_256": "scores scaled by 256^-0.5 (Gemma2Config's default query_pre_attn_scalar) "
+                                 "instead of 16^-0.5",
+}
 
 
 def reference_forward(tensors: dict[str, np.ndarray], meta: dict, ids: list[int], window: int | None = None,
-                      control: dict[int, np.ndarray] | None = None):
+                      control: dict[int, np.ndarray] | None = None, variant: str | None = None):
     """Hidden states (index semantics as HF) and logits from the GGUF tensors and metadata only.
-    control: {block: vector} added to that block's output at every position (repeng's ControlModule)."""
+    control: {block: vector} added to that block's output at every position (repeng's ControlModule).
+    window: a window on EVERY block (the HF config's, for an arch whose GGUF lacks it).
+    gemma2 takes its window, pattern, softcaps and attention scale from the GGUF as llama.cpp does; variant (for
+    the sensitivity numbers only) changes one of them: see GEMMA2_VARIANTS."""
     arch = meta["general.architecture"]
     W = {k: torch.from_numpy(v).double() for k, v in tensors.items()}
     n_embd = meta[f"{arch}.embedding_length"]
@@ -634,17 +760,35 @@ def reference_forward(tensors: dict[str, np.ndarray], meta: dict, ids: list[int]
         eps = meta[f"{arch}.attention.layer_norm_rms_epsilon"]
         return x / torch.sqrt((x * x).mean(-1, keepdim=True) + eps) * W[name]
 
+    gemma2 = arch == "gemma2"
     x = W["token_embd.weight"][ids_t]
     if arch == "gpt2":
         x = x + W["position_embd.weight"][pos]
+    if gemma2:
+        x = x * np.sqrt(n_embd)  # llama.cpp: ggml_scale(inp, sqrtf(n_embd)); HF: * tensor(sqrt(hidden)).to(float32)
     hidden = [x]
     raw = None
-    mask = torch.ones(T, T, dtype=torch.bool).tril()
+    q_i, k_i = torch.arange(T)[:, None], torch.arange(T)[None, :]
+    causal = torch.ones(T, T, dtype=torch.bool).tril()
+    mask = causal.clone()
     if window is not None:
-        q_i, k_i = torch.arange(T)[:, None], torch.arange(T)[None, :]
         mask &= k_i > q_i - window
+    assert variant is None or (gemma2 and variant in GEMMA2_VARIANTS), variant
+    scale = gemma2_attention_scale(meta) if gemma2 else 1.0 / np.sqrt(hd)
+    if variant == "query_pre_attn_scalar_256":
+        scale = 1.0 / 16.0
+    attn_cap = meta.get(f"{arch}.attn_logit_softcapping") if gemma2 and variant != "no_attn_softcap" else None
+    final_cap = meta.get(f"{arch}.final_logit_softcapping") if gemma2 and variant != "no_final_softcap" else None
+    if gemma2:
+        n_swa = meta.get("gemma2.attention.sliding_window", 4096)
+        swa = gemma2_swa_layers(meta)
+        swa = {None: swa, "no_sliding_window": [False] * n_layer, "sliding_window_on_all_blocks": [True] * n_layer,
+               "sliding_window_on_odd_blocks": [not w for w in swa]}.get(variant, swa)
+        swa_mask = causal & (q_i - k_i < n_swa)  # llama.cpp is_masked_swa (STANDARD): masked iff p1 - p0 >= n_swa
     for il in range(n_layer):
         p = f"blk.{il}"
+        if gemma2:
+            mask = swa_mask if swa[il] else causal
         h = norm(x, f"{p}.attn_norm")
         if f"{p}.attn_qkv.weight" in W:
             qkv = lin(h, f"{p}.attn_qkv")
@@ -658,13 +802,22 @@ def reference_forward(tensors: dict[str, np.ndarray], meta: dict, ids: list[int]
             q, k = rope(q, pos, n_rot, base, ROPE_MODE[arch]), rope(k, pos, n_rot, base, ROPE_MODE[arch])
         group = n_head // n_kv
         k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
-        scores = torch.einsum("qhd,khd->hqk", q, k) / np.sqrt(hd)
+        scores = torch.einsum("qhd,khd->hqk", q, k) * scale
+        if attn_cap is not None:
+            scores = attn_cap * torch.tanh(scores / attn_cap)
         scores = scores.masked_fill(~mask[None], float("-inf"))
         att = torch.softmax(scores, dim=-1)
         o = torch.einsum("hqk,khd->qhd", att, v).reshape(T, n_head * hd)
-        x = x + lin(o, f"{p}.attn_output")
+        if gemma2:
+            x = x + norm(lin(o, f"{p}.attn_output"), f"{p}.post_attention_norm")
+        else:
+            x = x + lin(o, f"{p}.attn_output")
         h = norm(x, f"{p}.ffn_norm")
-        if arch == "gpt2":
+        if gemma2:  # GELU (tanh approximation) on the gate, times up; then the post-feed-forward norm
+            g, u = lin(h, f"{p}.ffn_gate"), lin(h, f"{p}.ffn_up")
+            act = 0.5 * g * (1.0 + torch.tanh(np.sqrt(2.0 / np.pi) * (g + 0.044715 * g ** 3)))
+            x = x + norm(lin(act * u, f"{p}.ffn_down"), f"{p}.post_ffw_norm")
+        elif arch == "gpt2":
             u = lin(h, f"{p}.ffn_up")
             act = 0.5 * u * (1.0 + torch.tanh(np.sqrt(2.0 / np.pi) * (u + 0.044715 * u ** 3)))
             x = x + lin(act, f"{p}.ffn_down")
@@ -681,6 +834,8 @@ def reference_forward(tensors: dict[str, np.ndarray], meta: dict, ids: list[int]
     hidden[-1] = norm(x, "output_norm")
     head = W["output.weight"] if "output.weight" in W else W["token_embd.weight"]
     logits = hidden[-1] @ head.T
+    if final_cap is not None:
+        logits = final_cap * torch.tanh(logits / final_cap)
     return [h.numpy() for h in hidden], raw.numpy(), logits.numpy()
 
 
@@ -715,11 +870,17 @@ def run_converter(llama_cpp: Path, model_dir: Path, outfile: Path, force_pre: st
     return out
 
 
+def mistral_style_window(cfg) -> int | None:
+    """The HF config's window when the GGUF does not carry it (mistral; phi3 has none). gemma2's GGUF has its window
+    (applied on the pattern's blocks by reference_forward itself), so None there."""
+    return None if cfg.model_type == "gemma2" else getattr(cfg, "sliding_window", None)
+
+
 def random_prompts(model, seed: int, lo: int, hi: int, pad_id: int) -> tuple[list[tuple[str, list[int]]], list]:
     """Random ids per prompt length, redrawn until all greedy steps have a top-2 margin >= MIN_GREEDY_MARGIN
     (with and without the sliding window where the config has one)."""
     rng = np.random.default_rng(seed)
-    window = getattr(model.config, "sliding_window", None)
+    window = mistral_style_window(model.config)
     out, draws = [], []
     for name, n in PROMPT_LENGTHS:
         for attempt in range(1, MAX_PROMPT_DRAWS + 1):
@@ -798,6 +959,65 @@ def facts_for(family: str, arch: str, cfg, meta: dict, tensors: dict, summary: d
     return f
 
 
+@torch.no_grad()
+def gemma2_sensitivity(model, tensors: dict, meta: dict, prompts: list, prompt_entries: list) -> dict:
+    """How far the last-position logits of the longest prompt move when one Gemma-2 feature is changed
+    (GEMMA2_VARIANTS), in transformers (the module attribute / config entry switched for one forward pass) and in
+    the GGUF-only reference (the same change), and how closely the two agree on the changed model."""
+    name, ids = prompts[-1]
+    x = torch.tensor([ids])
+    layers = model.model.layers
+    cfg = model.config
+
+    def hf_logits():
+        return model(input_ids=x, attention_mask=torch.ones_like(x), use_cache=False).logits[0, -1].float().numpy()
+
+    hf_base = hf_logits()
+    stored = np.frombuffer(base64.b64decode(prompt_entries[-1]["logits_last_f32le_base64"]), dtype="<f4")
+    assert np.array_equal(hf_base, stored)
+    flip = {"sliding_attention": "full_attention", "full_attention": "sliding_attention"}
+    out = {"prompt": name, "num_tokens": len(ids),
+           "note": "max |logits(changed) - logits(fixture)| over the vocabulary at the last position; hf = "
+                   "transformers with the change, gguf_reference = the float64 GGUF-only forward with the same "
+                   "change; reference_vs_hf_changed = max |reference - hf| of the changed model (shows both make "
+                   "the same change)",
+           "variants": {}}
+    for var, what in GEMMA2_VARIANTS.items():
+        saved_types = list(cfg.layer_types)
+        saved_attn = [(l.self_attn.attn_logit_softcapping, l.self_attn.scaling, l.self_attn.sliding_window)
+                      for l in layers]
+        saved_final = cfg.final_logit_softcapping
+        try:
+            if var == "no_attn_softcap":
+                for l in layers:
+                    l.self_attn.attn_logit_softcapping = None
+            elif var == "no_final_softcap":
+                cfg.final_logit_softcapping = None
+            elif var == "query_pre_attn_scalar_256":
+                for l in layers:
+                    l.self_attn.scaling = 256 ** -0.5
+            else:
+                cfg.layer_types = {"no_sliding_window": ["full_attention"] * len(layers),
+                                   "sliding_window_on_all_blocks": ["sliding_attention"] * len(layers),
+                                   "sliding_window_on_odd_blocks": [flip[t] for t in saved_types]}[var]
+            hf_var = hf_logits()
+        finally:
+            cfg.layer_types = saved_types
+            cfg.final_logit_softcapping = saved_final
+            for l, (c, sc, w) in zip(layers, saved_attn):
+                l.self_attn.attn_logit_softcapping, l.self_attn.scaling, l.self_attn.sliding_window = c, sc, w
+        _, _, ref_var = reference_forward(tensors, meta, ids, variant=var)
+        out["variants"][var] = {
+            "change": what,
+            "hf_max_abs_logit_diff": float(np.abs(hf_var - hf_base).max()),
+            "gguf_reference_max_abs_logit_diff": float(np.abs(ref_var[-1] - hf_base).max()),
+            "reference_vs_hf_changed_max_abs_diff": float(np.abs(ref_var[-1] - hf_var).max()),
+            "argmax_changes": int(np.argmax(hf_var)) != int(np.argmax(hf_base)),
+        }
+    assert np.array_equal(hf_logits(), hf_base), "a switched attribute was not restored"
+    return {"gemma2": out}
+
+
 def build_family(family: str, index: int, llama_cpp: Path, out_dir: Path, work_root: Path, meta_common: dict) -> dict:
     from gguf import GGUFReader
     from repeng import ControlModel, ControlVector
@@ -814,12 +1034,16 @@ def build_family(family: str, index: int, llama_cpp: Path, out_dir: Path, work_r
     if family in ("gpt2", "qwen2", "qwen3"):
         tok_info = make_bpe_tokenizer(family, model_dir)
         vocab_size = tok_info["n_tokens"]
+    elif family == "gemma2":
+        tok_info = make_gemma_tokenizer(model_dir, work)
+        vocab_size = tok_info["n_tokens"]
     else:
         tok_info = make_sp_tokenizer(family, model_dir, work)
         vocab_size = tok_info["n_tokens"] + (4 if family == "phi3" else 0)  # phi3: padded like Phi-3's 32064
     cfg = make_config(family, tok_info, vocab_size)
     cfg.architectures = [{"gpt2": "GPT2LMHeadModel", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM",
-                          "mistral": "MistralForCausalLM", "phi3": "Phi3ForCausalLM"}[family]]
+                          "mistral": "MistralForCausalLM", "phi3": "Phi3ForCausalLM",
+                          "gemma2": "Gemma2ForCausalLM"}[family]]
 
     # Model: build, randomize, save, reload
     torch.manual_seed(seed)
@@ -895,9 +1119,10 @@ def build_family(family: str, index: int, llama_cpp: Path, out_dir: Path, work_r
     hi = tok_info.get("sentencepiece_pieces", tok_info["n_tokens"])
     pad_id = tok_info["ids"]["pad"] if tok_info["ids"]["pad"] is not None else tok_info["ids"]["eos"]
     prompts, prompt_draws = random_prompts(model, seed, lo, hi, pad_id)
-    n = N_LAYERS
+    n = n_layers_of(family)
+    assert model.config.num_hidden_layers == n
 
-    window = getattr(model.config, "sliding_window", None)
+    window = mistral_style_window(model.config)
     prompt_entries = []
     ref_checks = []
     per_prompt_hs = {}
@@ -925,7 +1150,7 @@ def build_family(family: str, index: int, llama_cpp: Path, out_dir: Path, work_r
             "greedy_min_top2_margin": round(min(margins), 6),
             "greedy_new_text": tok.decode(new),
         })
-        # Reference forward from the GGUF alone (window as the GGUF describes it: none)
+        # Reference forward from the GGUF alone (window as the GGUF describes it: none; gemma2: its own)
         rh, rraw, rlog = reference_forward(tensors, meta, ids)
         chk = {"prompt": name,
                "max_rel_diff_hidden_last_position": max(rel_diff(rh[k][-1], hs[k][-1]) for k in range(n + 1)),
@@ -933,6 +1158,11 @@ def build_family(family: str, index: int, llama_cpp: Path, out_dir: Path, work_r
                "max_rel_diff_raw_last_block": rel_diff(rraw, raw),
                "max_abs_diff_logits_last": float(np.abs(rlog[-1] - last).max()),
                "argmax_equal": int(np.argmax(rlog[-1])) == int(order[0])}
+        if family == "gemma2":  # greedy by full recompute through the GGUF-only forward
+            seq = list(ids)
+            for _ in range(GREEDY_NEW_TOKENS):
+                seq.append(int(np.argmax(reference_forward(tensors, meta, seq)[2][-1])))
+            chk["reference_greedy_new_ids_equal_hf"] = seq[len(ids):] == new
         if window is not None:
             wh, _, wlog = reference_forward(tensors, meta, ids, window=window)
             chk["with_hf_window"] = {"window": window,
@@ -982,7 +1212,7 @@ def build_family(family: str, index: int, llama_cpp: Path, out_dir: Path, work_r
     # Steering with repeng
     rng = np.random.default_rng(seed + 1000)
     dirs = {}
-    for i in range(N_LAYERS):
+    for i in range(n):
         v = rng.standard_normal(HIDDEN)
         dirs[i] = (v / np.linalg.norm(v)).astype(np.float32)
     vector = ControlVector(model_type=model.config.model_type, directions=dirs)
@@ -1072,6 +1302,8 @@ def build_family(family: str, index: int, llama_cpp: Path, out_dir: Path, work_r
     if window is not None:
         sensitivity[f"ignoring_sliding_window_max_abs_logit_diff_{prompts[-1][0]}"] = \
             ref_checks[-1]["max_abs_diff_logits_last"]
+    if family == "gemma2":
+        sensitivity.update(gemma2_sensitivity(model, tensors, meta, prompts, prompt_entries))
 
     # Family-specific facts
     extra = {}
@@ -1144,7 +1376,80 @@ def build_family(family: str, index: int, llama_cpp: Path, out_dir: Path, work_r
             "vocab_padding": (f"config vocab_size {vocab_size} > {len(tok)} tokenizer entries: the converter pads the "
                               "GGUF vocabulary with '[PADn]' tokens of type UNUSED (as for Phi-3's 32064)"),
         })
+    elif family == "gemma2":
+        c = model.config
+        hf_swa = [t == "sliding_attention" for t in c.layer_types]
+        cpp_swa = gemma2_swa_layers(meta)
+        extra.update({
+            "activation": "gated GELU (tanh approximation): ffn_down(gelu_tanh(ffn_gate(x)) * ffn_up(x)); gelu_tanh(x) "
+                          "= 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (HF gelu_pytorch_tanh; llama.cpp "
+                          "LLM_FFN_GELU, LLM_FFN_PAR)",
+            "fused_tensors": {},
+            "position_embedding_tensor": None,
+            "norm": {"kind": "RMSNorm x * rsqrt(mean(x^2) + eps) * w_gguf (no bias); w_gguf = 1 + w_hf (the converter "
+                             "adds 1 to every *norm.weight; HF Gemma2RMSNorm computes x_norm * (1 + w) in float32)",
+                     "eps_key": "gemma2.attention.layer_norm_rms_epsilon",
+                     "eps": meta["gemma2.attention.layer_norm_rms_epsilon"],
+                     "norms_per_block": ["attn_norm (input_layernorm)", "post_attention_norm (post_attention_layernorm)",
+                                         "ffn_norm (pre_feedforward_layernorm)",
+                                         "post_ffw_norm (post_feedforward_layernorm)"]},
+            "block": "h = x + post_attention_norm(attn(attn_norm(x))); out = h + post_ffw_norm(ffn(ffn_norm(h))) "
+                     "(the steering vector is added to out)",
+            "embedding_input": f"token_embd[id] * sqrt(n_embd) = * {np.sqrt(HIDDEN)} (llama.cpp ggml_scale by "
+                               "sqrtf(n_embd); HF multiplies by torch.tensor(hidden_size**0.5) cast to the weight "
+                               "dtype: 8.0 is exact in float32)",
+            "output_head": "tied: logits = output_norm(x) @ token_embd^T (no output.weight; the converter drops "
+                           "lm_head.weight, llama.cpp loads token_embd as the output)",
+            "attention_scale": {
+                "llama_cpp": "f_attention_scale = 1/sqrt(key_length) (n_embd_head_k) for every size but the 27B "
+                             "(46 blocks: 1/sqrt(n_embd / n_head)); Q is scaled before QK^T, kq_scale 1.0",
+                "hf": "query_pre_attn_scalar ** -0.5",
+                "hf_query_pre_attn_scalar": c.query_pre_attn_scalar,
+                "gguf_key": "none (the converter does not write query_pre_attn_scalar)",
+                "value_llama_cpp": float(gemma2_attention_scale(meta)),
+                "value_hf": float(c.query_pre_attn_scalar ** -0.5),
+                "equal": bool(np.isclose(gemma2_attention_scale(meta), c.query_pre_attn_scalar ** -0.5)),
+                "note": "equal here because query_pre_attn_scalar = head_dim = n_embd / n_head = 16 (as in Gemma-2 "
+                        "2B/9B: 256 = head_dim); the sensitivity section shows the effect of 256^-0.5"},
+            "softcapping": {
+                "attention": {"hf_attn_logit_softcapping": c.attn_logit_softcapping,
+                              "gguf_key": "gemma2.attn_logit_softcapping",
+                              "gguf_value": meta.get("gemma2.attn_logit_softcapping"),
+                              "formula": "scores = cap * tanh((q.k * scale) / cap), before the causal/window mask and "
+                                         "the softmax (HF eager; llama.cpp build_attn_mha with attn_soft_cap)"},
+                "final": {"hf_final_logit_softcapping": c.final_logit_softcapping,
+                          "gguf_key": "gemma2.final_logit_softcapping",
+                          "gguf_value": meta.get("gemma2.final_logit_softcapping"),
+                          "formula": "logits = cap * tanh(logits / cap) (after the tied output head)"},
+                "published_values": {"attn_logit_softcapping": 50.0, "final_logit_softcapping": 30.0},
+                "why_smaller": "the tiny random model's scores and logits are too small to bend under 50 / 30",
+            },
+            "sliding_window": {
+                "hf_config": c.sliding_window,
+                "gguf_key": "gemma2.attention.sliding_window",
+                "gguf_value": meta.get("gemma2.attention.sliding_window"),
+                "gguf_pattern_key": meta.get("gemma2.attention.sliding_window_pattern",
+                                             "absent (llama.cpp: load_swa_pattern(ml, 2) -> pattern 2)"),
+                "hf_layer_types": list(c.layer_types),
+                "hf_sliding_blocks": [i for i, w in enumerate(hf_swa) if w],
+                "llama_cpp_sliding_blocks": [i for i, w in enumerate(cpp_swa) if w],
+                "llama_cpp_rule": "set_swa_pattern(2, dense_first=false): block il is SWA iff il % 2 < 1 (even blocks)",
+                "hf_rule": "Gemma2Config layer_types default: 'sliding_attention' iff (i + 1) % 2 (even blocks)",
+                "hf_and_llama_cpp_agree": hf_swa == cpp_swa,
+                "mask_rule": f"on a sliding block key kv is visible from query q iff q - {c.sliding_window} < kv <= q "
+                             f"(llama.cpp LLAMA_SWA_TYPE_STANDARD: masked iff q - kv >= n_swa); full blocks: causal",
+                "reference": "the fixture's prompts are transformers WITH the window on the sliding blocks (the GGUF "
+                             "carries the window, so no without-window variants are stored)",
+            },
+            "rope": "NEOX (llama.cpp rope type for gemma2; HF rotate_half), theta 10000 (no gemma2.rope.freq_base key; "
+                    "llama.cpp default 10000 = HF rope_theta), the whole head rotated (no rope.dimension_count key)",
+            "tokenizer_note": "SentencePiece model 'llama' with add_space_prefix = false (no '▁' before the text), "
+                              "as for Gemma; the converter writes tokenizer.ggml.add_space_prefix = false",
+        })
     facts = facts_for(family, arch, model.config, meta, tensors, summary, extra)
+    if family == "gemma2":
+        facts["gguf_lacks"].append("gemma2.attention.query_pre_attn_scalar / any attention-scale key (absent: "
+                                   "llama.cpp scales by 1/sqrt(key_length))")
 
     seconds = round(time.perf_counter() - t_start, 2)
     doc = {
@@ -1156,7 +1461,8 @@ def build_family(family: str, index: int, llama_cpp: Path, out_dir: Path, work_r
             "gguf_bytes": gguf_path.stat().st_size,
             "attn_implementation": model.config._attn_implementation,
             "weight_init": INIT_NOTE,
-            "hidden_state_indexing": "index 0 = embedding output (token + position embedding for gpt2); index k = "
+            "hidden_state_indexing": "index 0 = embedding output (token + position embedding for gpt2; token "
+                                     "embedding * sqrt(hidden) for gemma2); index k = "
                                      "output of block k-1 (k < num_layers); index num_layers = output of the last block "
                                      "after the final norm; last_block_raw = output of the last block before the final "
                                      "norm (forward hook)",
@@ -1177,8 +1483,10 @@ def build_family(family: str, index: int, llama_cpp: Path, out_dir: Path, work_r
         "facts": facts,
         "gguf_reference_check": {
             "note": "hidden states and logits recomputed in float64 from the GGUF tensors and GGUF metadata only "
-                    "(RoPE pairing per llama.cpp's rope type for the arch, no sliding window), compared with "
-                    "transformers; rel diff = max|ref - hf| / max|hf|",
+                    "(RoPE pairing per llama.cpp's rope type for the arch, no sliding window; gemma2: the GGUF's "
+                    "window on llama.cpp's sliding blocks, its softcaps, sqrt(n_embd) embedding scale, "
+                    "1/sqrt(key_length) attention scale), compared with transformers; rel diff = max|ref - hf| / "
+                    "max|hf|",
             "rope_mode_used": ROPE_MODE[arch],
             "prompts": ref_checks,
         },
@@ -1198,9 +1506,14 @@ def main() -> int:
     ap.add_argument("--llama-cpp", type=Path, required=True,
                     help="the llama.cpp folder of an extracted llama-cpp-python sdist (vendor/llama.cpp)")
     ap.add_argument("--out", type=Path, default=Path("Tests/RepengEngineTests/Fixtures/arch"))
-    ap.add_argument("--only", default=",".join(FAMILIES), help="comma-separated subset of " + ",".join(FAMILIES))
+    ap.add_argument("--only", "--families", dest="only", default=",".join(FAMILIES),
+                    help="comma-separated subset of " + ",".join(FAMILIES) + " (only these fixtures are rewritten)")
     ap.add_argument("--keep-work", type=Path, default=None, help="keep the checkpoints and converter logs here")
     args = ap.parse_args()
+    unknown = sorted(set(args.only.split(",")) - set(FAMILIES))
+    if unknown:
+        print(f"error: unknown families {unknown}; known: {FAMILIES}", file=sys.stderr)
+        return 1
 
     llama_cpp = args.llama_cpp.resolve()
     if not (llama_cpp / "convert_hf_to_gguf.py").is_file() or not (llama_cpp / "gguf-py").is_dir():

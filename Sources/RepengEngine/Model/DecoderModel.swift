@@ -308,6 +308,7 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
                 let (r0, n) = options.logits == .last ? (seq.row + seq.count - 1, 1) : (seq.row, seq.count)
                 ws.logits.reserve(n * vocab)
                 output.apply(ws.final.pointer + r0 * config.hiddenSize, n: n, into: ws.logits.pointer)
+                if config.logitSoftcap > 0 { Kernels.softcap(ws.logits.pointer, n * vocab, cap: config.logitSoftcap) }
                 outputs[s].logits = Array(UnsafeBufferPointer(start: ws.logits.pointer, count: n * vocab))
             }
         }
@@ -330,6 +331,7 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
                 output.apply(ws.final.pointer + (seq.row + seq.count - 1) * dim, n: 1, into: logits + s * config.vocabSize)
             }
         }
+        if config.logitSoftcap > 0 { Kernels.softcap(logits, batch.count * config.vocabSize, cap: config.logitSoftcap) }
     }
 
     /// Where each sequence's rows sit in the packed batch.
@@ -577,7 +579,8 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
         let cfg = config
         let qDim = cfg.qDim, kvDim = cfg.kvDim, qkvDim = qDim + 2 * kvDim, hd = cfg.headDim
         let heads = cfg.headCount, kvHeads = cfg.kvHeadCount, group = heads / kvHeads
-        let simd = hd % 16 == 0 && ws.simdAttention
+        // Soft-capped scores (Gemma-2) go through the BLAS path, which caps them before the softmax.
+        let simd = hd % 16 == 0 && ws.simdAttention && cfg.attentionSoftcap == 0
         ws.attentionSequences.removeAll(keepingCapacity: true)
         ws.attentionUnits.removeAll(keepingCapacity: true)
         var packedKeys = 0, scratch = 0, work = 0
@@ -686,6 +689,7 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
         ws.scores.reserve(n * ctx)
         let S = ws.scores.pointer
         let group = cfg.headCount / cfg.kvHeadCount
+        let cap = cfg.attentionSoftcap
         for h in 0..<cfg.headCount {
             let g = h / group
             let q = qBase + h * hd
@@ -696,18 +700,21 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
                     let visible = seq.start + i + 1, first = max(0, visible - window), m = visible - first
                     cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(m), Int32(hd), scale, k + first * ld, Int32(ld),
                                 q + i * qkvDim, 1, 0, S, 1)
+                    if cap > 0 { Kernels.softcap(S, m, cap: cap) }
                     Kernels.softmax(S, n: m, valid: m)
                     cblas_sgemv(CblasRowMajor, CblasTrans, Int32(m), Int32(hd), 1, v + first * ld, Int32(ld), S, 1, 0,
                                 o + i * qDim, 1)
                 }
             } else if n == 1 {
                 cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(ctx), Int32(hd), scale, k, Int32(ld), q, 1, 0, S, 1)
+                if cap > 0 { Kernels.softcap(S, ctx, cap: cap) }
                 Kernels.softmax(S, n: ctx, valid: ctx)
                 cblas_sgemv(CblasRowMajor, CblasTrans, Int32(ctx), Int32(hd), 1, v, Int32(ld), S, 1, 0, o, 1)
             } else {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(ctx), Int32(hd), scale,
                             q, Int32(qkvDim), k, Int32(ld), 0, S, Int32(ctx))
                 for i in 0..<n {
+                    if cap > 0 { Kernels.softcap(S + i * ctx, seq.start + i + 1, cap: cap) }
                     Kernels.softmax(S + i * ctx, n: ctx, valid: seq.start + i + 1)
                 }
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(hd), Int32(ctx), 1,

@@ -66,6 +66,10 @@ public struct ModelConfig: Sendable, Equatable {
     public var qkNorm = false
     /// RMSNorm of the attention and MLP outputs before their residual adds (Gemma-2/3).
     public var postNorms = false
+    /// Attention scores soft-capped to ±this before the softmax (Gemma-2); 0: none.
+    public var attentionSoftcap: Float = 0
+    /// Output logits soft-capped to ±this (Gemma-2); 0: none.
+    public var logitSoftcap: Float = 0
     /// Per block: how many positions back attention sees, the query's own included (0: all).
     public var layerWindows: [Int]
     /// Per block: the RoPE base (`ropeBase` unless the architecture alternates).
@@ -177,8 +181,9 @@ public struct ModelConfig: Sendable, Equatable {
             throw EngineError.unsupported("an ungated MLP with \(activation.rawValue)")
         }
         guard attentionScale.isFinite, attentionScale > 0, embeddingScale.isFinite, embeddingScale > 0,
-              ropeLinearFactor.isFinite, ropeLinearFactor > 0 else {
-            throw EngineError.badConfig("attention, embedding and RoPE scales must be positive and finite")
+              ropeLinearFactor.isFinite, ropeLinearFactor > 0,
+              attentionSoftcap.isFinite, attentionSoftcap >= 0, logitSoftcap.isFinite, logitSoftcap >= 0 else {
+            throw EngineError.badConfig("attention, embedding and RoPE scales must be positive and finite, soft-caps non-negative")
         }
     }
 }

@@ -97,7 +97,7 @@ struct BlockTensors: Sendable {
 /// The families this engine runs.
 enum Architectures {
     static let all: [any Architecture.Type] = [LlamaArchitecture.self, QwenArchitecture.self, Gemma3Architecture.self,
-                                                Phi3Architecture.self, GPT2Architecture.self]
+                                                Gemma2Architecture.self, Phi3Architecture.self, GPT2Architecture.self]
 
     static func lookup(_ name: String) -> (any Architecture.Type)? {
         all.first { $0.names.contains(name) }

@@ -55,3 +55,45 @@ enum Gemma3Architecture: Architecture {
         return t
     }
 }
+
+// Gemma-2, as transformers' Gemma2Model and llama.cpp's gemma2 graph: Gemma-3's block without the
+// q/k norms, with soft-capping of the attention scores (`gemma2.attn_logit_softcapping`,
+// published 50) and of the output logits (`gemma2.final_logit_softcapping`, published 30), each
+// x → cap · tanh(x / cap). Sliding-window layers alternate with global ones, the even blocks
+// sliding (transformers Gemma2Config.layer_types; llama.cpp LLM_ARCH_GEMMA2 set_swa_pattern(2)),
+// `gemma2.attention.sliding_window` (4096) positions; one RoPE base (10,000) for every block.
+// Attention scale query_pre_attn_scalar^-½, which the GGUF does not carry: the published 2B and 9B
+// configs set it to the head size (256), the 27B one (46 blocks) to hidden / heads (144), as
+// llama.cpp also chooses by model size.
+
+enum Gemma2Architecture: Architecture {
+    static let names = ["gemma2"]
+
+    /// Blocks of the published 27B model, whose attention scale is (hidden / heads)^-½.
+    static let blocksOf27B = 46
+
+    static func config(gguf: GGUFFile, architecture arch: String) throws -> ModelConfig {
+        var c = try ModelConfig(commonGGUF: gguf, architecture: arch)
+        c.rmsNormEps = try gguf.optionalFloat("\(arch).attention.layer_norm_rms_epsilon") ?? 1e-6
+        c.ropeInterleaved = false
+        c.postNorms = true
+        c.activation = .geluTanh
+        c.embeddingScale = Float(c.hiddenSize).squareRoot()
+        c.attentionSoftcap = try gguf.optionalFloat("\(arch).attn_logit_softcapping") ?? 50
+        c.logitSoftcap = try gguf.optionalFloat("\(arch).final_logit_softcapping") ?? 30
+        if c.blockCount == blocksOf27B { c.attentionScale = 1 / Float(c.hiddenSize / c.headCount).squareRoot() }
+        let window = try gguf.optionalInt("\(arch).attention.sliding_window") ?? 0
+        guard window >= 0 else { throw EngineError.badConfig("\(arch).attention.sliding_window = \(window) is negative") }
+        for b in 0..<c.blockCount { c.layerWindows[b] = b % 2 == 0 ? window : 0 }
+        if c.ropeLinearFactor != 1 { throw EngineError.unsupported("RoPE scaling on a gemma2 file") }
+        try c.validate()
+        return c
+    }
+
+    static func blockTensors(_ i: Int, config: ModelConfig) -> BlockTensors {
+        var t = BlockTensors.gguf(i)
+        t.postAttnNorm = TensorRef(name: "blk.\(i).post_attention_norm.weight")
+        t.postFFNNorm = TensorRef(name: "blk.\(i).post_ffw_norm.weight")
+        return t
+    }
+}
