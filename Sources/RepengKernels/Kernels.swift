@@ -166,16 +166,15 @@ public enum Kernels {
 
     /// For each row of `gateUp` laid out as [gate(ffn) | up(ffn)], writes silu(gate)*up into `out` [rows, ffn].
     public static func swiglu(_ gateUp: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, rows: Int, ffn: Int) {
-        let one = SIMD16<Float>(repeating: 1)
-        gated(gateUp, out, rows: rows, ffn: ffn, { x in x / (one + exp(-x)) }, { x in x / (1 + Foundation.exp(-x)) })
+        gated(SiLU.self, gateUp, out, rows: rows, ffn: ffn)
     }
 
-    /// out[r] = act(gate[r]) * up[r] over rows laid out as [gate(ffn) | up(ffn)]; `act` on 16
-    /// lanes, `scalar` for the tail.
+    /// out[r] = act(gate[r]) * up[r] over rows laid out as [gate(ffn) | up(ffn)]. Generic over the
+    /// activation type (specialized at compile time) rather than taking closures, which the
+    /// optimizer does not always inline into the SIMD loop (prefill ran 10% slower that way).
     @inline(__always)
-    static func gated(
-        _ gateUp: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, rows: Int, ffn: Int,
-        _ act: (SIMD16<Float>) -> SIMD16<Float>, _ scalar: (Float) -> Float
+    static func gated<A: ElementActivation>(
+        _ act: A.Type, _ gateUp: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, rows: Int, ffn: Int
     ) {
         for r in 0..<rows {
             let g = gateUp + r * 2 * ffn
@@ -185,11 +184,11 @@ public enum Kernels {
             while i + 16 <= ffn {
                 let x = UnsafeRawPointer(g + i).loadUnaligned(as: SIMD16<Float>.self)
                 let up = UnsafeRawPointer(u + i).loadUnaligned(as: SIMD16<Float>.self)
-                UnsafeMutableRawPointer(o + i).storeBytes(of: act(x) * up, as: SIMD16<Float>.self)
+                UnsafeMutableRawPointer(o + i).storeBytes(of: A.lanes(x) * up, as: SIMD16<Float>.self)
                 i += 16
             }
             while i < ffn {
-                o[i] = scalar(g[i]) * u[i]
+                o[i] = A.scalar(g[i]) * u[i]
                 i += 1
             }
         }
@@ -239,10 +238,7 @@ public enum Kernels {
     /// For each row of `gateUp` laid out as [gate(ffn) | up(ffn)], writes gelu_tanh(gate)*up into
     /// `out` [rows, ffn]. Uses 0.5·(1 + tanh(y)) = sigmoid(2y), y = √(2/π)(x + 0.044715x³).
     public static func geglu(_ gateUp: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, rows: Int, ffn: Int) {
-        let one = SIMD16<Float>(repeating: 1)
-        let beta2 = SIMD16<Float>(repeating: 2 * geluBeta), kappa = SIMD16<Float>(repeating: geluKappa)
-        gated(gateUp, out, rows: rows, ffn: ffn, { x in x / (one + exp(-(beta2 * (x + kappa * x * x * x)))) },
-              { x in x / (1 + Foundation.exp(-2 * geluBeta * (x + geluKappa * x * x * x))) })
+        gated(GELUTanh.self, gateUp, out, rows: rows, ffn: ffn)
     }
 
     /// Reference GeGLU, as written in transformers' GELUTanh: 0.5·x·(1 + tanh(√(2/π)(x + 0.044715x³))).
@@ -258,20 +254,13 @@ public enum Kernels {
 
     /// GELU (tanh approximation, GPT-2's `gelu_new`) of `n` values in place.
     public static func geluTanh(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
-        let one = SIMD16<Float>(repeating: 1)
-        let beta2 = SIMD16<Float>(repeating: 2 * geluBeta), kappa = SIMD16<Float>(repeating: geluKappa)
         var i = 0
         while i + 16 <= n {
             let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)
-            let g = v / (one + exp(-(beta2 * (v + kappa * v * v * v))))
-            UnsafeMutableRawPointer(x + i).storeBytes(of: g, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(x + i).storeBytes(of: GELUTanh.lanes(v), as: SIMD16<Float>.self)
             i += 16
         }
-        while i < n {
-            let v = x[i]
-            x[i] = v / (1 + Foundation.exp(-2 * geluBeta * (v + geluKappa * v * v * v)))
-            i += 1
-        }
+        while i < n { x[i] = GELUTanh.scalar(x[i]); i += 1 }
     }
 
     /// Reference GELU (tanh), as transformers' NewGELUActivation writes it.
@@ -541,5 +530,27 @@ public enum Kernels {
         var m = -Float.infinity
         for i in 0..<n where x[i] > m { m = x[i]; best = i }
         return best
+    }
+}
+
+/// An element-wise activation on 16 lanes and on one value (the tails).
+protocol ElementActivation {
+    static func lanes(_ x: SIMD16<Float>) -> SIMD16<Float>
+    static func scalar(_ x: Float) -> Float
+}
+
+/// x · sigmoid(x).
+enum SiLU: ElementActivation {
+    @inline(__always) static func lanes(_ x: SIMD16<Float>) -> SIMD16<Float> { x / (1 + Kernels.exp(-x)) }
+    @inline(__always) static func scalar(_ x: Float) -> Float { x / (1 + Foundation.exp(-x)) }
+}
+
+/// GELU's tanh approximation as x · sigmoid(2y), y = √(2/π)(x + 0.044715x³) (0.5·(1 + tanh y) = sigmoid(2y)).
+enum GELUTanh: ElementActivation {
+    @inline(__always) static func lanes(_ x: SIMD16<Float>) -> SIMD16<Float> {
+        x / (1 + Kernels.exp(-(2 * Kernels.geluBeta * (x + Kernels.geluKappa * x * x * x))))
+    }
+    @inline(__always) static func scalar(_ x: Float) -> Float {
+        x / (1 + Foundation.exp(-2 * Kernels.geluBeta * (x + Kernels.geluKappa * x * x * x)))
     }
 }
