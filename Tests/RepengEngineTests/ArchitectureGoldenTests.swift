@@ -10,7 +10,7 @@ import XCTest
 
 private let tolerance: Float = 1e-4
 
-private struct ArchFixture: Decodable {
+struct ArchFixture: Decodable {
     struct Prompt: Decodable {
         let name: String
         let token_ids: [Int32]
@@ -63,20 +63,21 @@ private struct ArchFixture: Decodable {
     let sliding_window: SlidingWindow?
 }
 
-private func floats(_ base64: String) -> [Float] {
+func floats(_ base64: String) -> [Float] {
     let data = Data(base64Encoded: base64) ?? Data()
     return data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
 }
 
-final class ArchitectureGoldenTests: XCTestCase {
-    private func load(_ family: String) throws -> (any LanguageModel, ArchFixture) {
+/// The per-family comparison with transformers, shared by the GGUF and Hugging Face folder tests.
+enum ArchCheck {
+    static func load(_ family: String) throws -> (any LanguageModel, ArchFixture) {
         let model = try loadModel(path: TestSupport.fixture("arch/\(family).gguf").path)
         let fx = try TestSupport.loadJSON(ArchFixture.self, "arch/\(family).json")
         return (model, fx)
     }
 
     /// Greedy ids with no stop token (the fixtures disable EOS).
-    private func greedy(_ m: any LanguageModel, _ prompt: [Int32], _ n: Int, steering: PreparedSteering? = nil) throws -> [Int32] {
+    static func greedy(_ m: any LanguageModel, _ prompt: [Int32], _ n: Int, steering: PreparedSteering? = nil) throws -> [Int32] {
         try m.generate(GenerationRequest(prompt: prompt, maxTokens: n, stopTokens: [], steering: steering)).tokens
     }
 
@@ -84,16 +85,19 @@ final class ArchitectureGoldenTests: XCTestCase {
     /// transformers' window are checked against its run without the window, as llama.cpp runs it.
     /// `sentencePieceIds`: the ids to expect are the sentencepiece library's (a "▁" before every
     /// text, as llama.cpp and Phi-3's own Prepend normalizer do), not the tiny fixture tokenizer's.
-    private func check(_ family: String, sentencePieceIds: Bool = false) throws {
-        let (m, fx) = try load(family)
+    /// `model`: the family's model loaded another way (its Hugging Face folder), which applies
+    /// transformers' sliding window where the GGUF has none.
+    static func check(_ family: String, sentencePieceIds: Bool = false, model: (any LanguageModel)? = nil) throws {
+        var (m, fx) = try load(family)
+        if let model { m = model }
         let L = m.config.blockCount
         let ws = ForwardWorkspace()
-        let window = fx.sliding_window?.hf_config_sliding_window ?? Int.max
+        let window = model != nil ? Int.max : fx.sliding_window?.hf_config_sliding_window ?? Int.max
         var worst: Float = 0, worstAt = ""
         var greedyMatched = 0
         func note(_ e: Float, _ at: String) { if e > worst { worst = e; worstAt = at } }
-        let tok = try XCTUnwrap(m.tokenizer)
         for t in fx.tokenizer.texts {
+            guard let tok = m.tokenizer else { break }
             let want = sentencePieceIds ? try XCTUnwrap(t.sentencepiece_ids) : t.hf_ids_no_special
             XCTAssertEqual(tok.encode(t.text, addSpecial: false), want, "\(family) ids of \(t.text.debugDescription)")
         }
@@ -120,7 +124,7 @@ final class ArchitectureGoldenTests: XCTestCase {
                                     options: ForwardOptions(hiddenStates: indices, hiddenPositions: .all, logits: .none), workspace: ws)[0]
             for (k, rows) in fx.all_positions.indices { note(relativeError(out.hidden[Int(k)!]!, rows.flatMap { $0 }), "\(p.name) index \(k) all positions") }
         }
-        print("\(family) (\(m.config.architecture)) vs transformers: max relative error \(worst) at \(worstAt); greedy \(greedyMatched)/\(fx.prompts.count)")
+        print("\(family) (\(m.config.architecture)\(model != nil ? ", Hugging Face folder" : "")) vs transformers: max relative error \(worst) at \(worstAt); greedy \(greedyMatched)/\(fx.prompts.count)")
         XCTAssertLessThan(worst, tolerance, "\(family) at \(worstAt)")
 
         // Steering: coefficient × unit direction added to the outputs of the fixture's blocks.
@@ -148,6 +152,12 @@ final class ArchitectureGoldenTests: XCTestCase {
         }
         print("\(family) steered at blocks \(s.layers) × \(s.coefficient): greedy identical to repeng's ControlModel \(steeredMatched)/\(checked)")
         XCTAssertGreaterThan(checked, 0)
+    }
+}
+
+final class ArchitectureGoldenTests: XCTestCase {
+    private func check(_ family: String, sentencePieceIds: Bool = false) throws {
+        try ArchCheck.check(family, sentencePieceIds: sentencePieceIds)
     }
 
     func testQwen2() throws { try check("qwen2") }

@@ -6,7 +6,8 @@ extracted llama-cpp-python source distribution (its vendored llama.cpp holds the
 
     /work/venv-ref/bin/python scripts/reference/make_arch_fixtures.py \\
         --llama-cpp /tmp/llama_cpp_python-0.3.36/vendor/llama.cpp \\
-        --out Tests/RepengEngineTests/Fixtures/arch [--families gemma2]
+        --out Tests/RepengEngineTests/Fixtures/arch [--families gemma2] \\
+        [--hf-out Tests/RepengEngineTests/Fixtures/hf [--hf-only]]
 
 For every family a tiny random float32 checkpoint (3 blocks, 4 for gemma2, hidden 64, seeded) and a tiny
 tokenizer trained here are saved with ``save_pretrained`` into a temporary folder, converted with
@@ -33,6 +34,18 @@ the reference), attention / final logit softcaps reduced to 5 / 3 so that the ti
 them (the "sensitivity" section records how much the logits move without either cap), and a tiny
 SentencePiece BPE tokenizer with Gemma's special ids (<pad> 0, <eos> 1, <bos> 2, <unk> 3, <mask> 4) and
 no dummy prefix. The converter stores every Gemma norm weight as 1 + w (HF computes x_norm * (1 + w)).
+
+With ``--hf-out DIR`` the saved folder itself (config.json, generation_config.json, model.safetensors,
+tokenizer.json, tokenizer_config.json, tokenizer.model where there is one) is copied to ``DIR/<family>/`` for
+engines that load Hugging Face folders; it is the checkpoint the fixture's outputs come from (no weight is
+changed after saving), which is checked by reloading the copy with ``from_pretrained(dtype=torch.float32)`` and
+comparing the last-position logits of the first two prompts with ``<family>.json`` as it is on disk. Three
+variants are written next to them, each with an ``expected.json`` (for prompts p5 and p17: last-position logits,
+12 greedy ids, last-position hidden states of every index) computed by loading that variant folder in float32:
+``qwen2-sharded`` (``save_pretrained(max_shard_size="200KB")``: several shards and a
+``model.safetensors.index.json``), ``qwen3-bf16`` and ``mistral-f16`` (the checkpoint cast to bfloat16 / float16
+and saved). ``--hf-only`` builds and saves the checkpoints only (no conversion, nothing written to ``--out``) and
+checks the folders against the existing fixtures.
 
 Hidden-state indexing (``output_hidden_states=True``) as in the other fixture scripts: index 0 is
 the embedding output (token + position embedding for GPT-2, token embedding * sqrt(hidden) for
@@ -1018,7 +1031,285 @@ def gemma2_sensitivity(model, tensors: dict, meta: dict, prompts: list, prompt_e
     return {"gemma2": out}
 
 
-def build_family(family: str, index: int, llama_cpp: Path, out_dir: Path, work_root: Path, meta_common: dict) -> dict:
+# ---------------------------------------------------------------------------
+# Hugging Face folders (--hf-out): the saved checkpoint + tokenizer as committed fixtures
+
+# What a user's from_pretrained folder holds (the rest of the temporary folder is not copied).
+HF_FOLDER_FILES = ["config.json", "generation_config.json", "model.safetensors", "model.safetensors.index.json",
+                   "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
+                   "chat_template.jinja"]
+HF_TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
+                      "chat_template.jinja"]
+# variant folder -> (source family, how it is saved)
+HF_VARIANTS = {
+    "qwen2-sharded": ("qwen2", {"max_shard_size": "200KB"}),
+    "qwen3-bf16": ("qwen3", {"dtype": "bfloat16"}),
+    "mistral-f16": ("mistral", {"dtype": "float16"}),
+}
+HF_VARIANT_PROMPTS = ["p5", "p17"]
+HF_RELOAD_TOLERANCE = 1e-6  # max |reloaded - fixture| / max |fixture| of the last-position logits
+
+
+def is_hf_file(name: str) -> bool:
+    return name in HF_FOLDER_FILES or (name.startswith("model-") and name.endswith(".safetensors"))
+
+
+def fresh_dir(path: Path) -> Path:
+    import shutil
+
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path
+
+
+def _varint(buf: bytes, i: int) -> tuple[int, int]:
+    v, shift = 0, 0
+    while True:
+        b = buf[i]
+        i += 1
+        v |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            return v, i
+
+
+def _enc_varint(v: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        out.append(b | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def _pb_fields(buf: bytes) -> list[tuple[int, int, bytes]]:
+    """(field number, wire type, raw bytes of the whole field incl. key) for one protobuf message."""
+    out, i = [], 0
+    while i < len(buf):
+        start = i
+        key, i = _varint(buf, i)
+        wt = key & 7
+        if wt == 0:
+            _, i = _varint(buf, i)
+        elif wt == 1:
+            i += 8
+        elif wt == 2:
+            n, i = _varint(buf, i)
+            i += n
+        elif wt == 5:
+            i += 4
+        else:
+            raise ValueError(f"protobuf wire type {wt}")
+        out.append((key >> 3, wt, buf[start:i]))
+    return out
+
+
+def _pb_payload(raw: bytes) -> bytes:
+    _, i = _varint(raw, 0)
+    n, i = _varint(raw, i)
+    return raw[i:i + n]
+
+
+def _pb_len_field(num: int, payload: bytes) -> bytes:
+    return _enc_varint(num << 3 | 2) + _enc_varint(len(payload)) + payload
+
+
+def normalized_sp_model(data: bytes) -> bytes:
+    """tokenizer.model with the trainer's file names made fixed: sentencepiece stores the training input paths and
+    model_prefix (here inside the random temporary folder) in trainer_spec (ModelProto field 2; TrainerSpec
+    input = 1, model_prefix = 2). They are set to "corpus.txt" and "sp"; nothing the tokenizer does depends on them
+    (the GGUF converter does not read them either), and the committed file is then the same on every run."""
+    out = bytearray()
+    for num, wt, raw in _pb_fields(data):
+        if num == 2 and wt == 2:
+            spec = bytearray()
+            for n2, w2, r2 in _pb_fields(_pb_payload(raw)):
+                if n2 == 1 and w2 == 2:
+                    r2 = _pb_len_field(1, b"corpus.txt")
+                elif n2 == 2 and w2 == 2:
+                    r2 = _pb_len_field(2, b"sp")
+                spec += r2
+            raw = _pb_len_field(2, bytes(spec))
+        out += raw
+    return bytes(out)
+
+
+def folder_listing(path: Path) -> dict:
+    return {p.name: p.stat().st_size for p in sorted(path.iterdir()) if p.is_file()}
+
+
+def safetensors_summary(path: Path) -> dict:
+    """Per file: tensor count and dtypes (from the headers)."""
+    from safetensors import safe_open
+
+    out = {}
+    for f in sorted(path.glob("*.safetensors")):
+        with safe_open(str(f), framework="pt") as st:
+            dtypes = sorted({str(st.get_slice(k).get_dtype()) for k in st.keys()})
+            out[f.name] = {"tensors": len(list(st.keys())), "dtypes": dtypes}
+    return out
+
+
+def fixture_logits(entry: dict) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(entry["logits_last_f32le_base64"]), dtype="<f4")
+
+
+@torch.no_grad()
+def last_logits(model, ids: list[int]) -> np.ndarray:
+    x = torch.tensor([ids], dtype=torch.long)
+    return model(input_ids=x, attention_mask=torch.ones_like(x), use_cache=False).logits[0, -1].float().numpy()
+
+
+def export_hf_family(family: str, model_dir: Path, hf_out: Path, arch_json: Path) -> dict:
+    """Copies the from_pretrained files of the saved checkpoint to hf_out/<family>/ and checks, by reloading the
+    copy, that it is the checkpoint whose outputs arch_json (the family's fixture, as it is on disk) records."""
+    import shutil
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dest = fresh_dir(hf_out / family)
+    copied, left = [], []
+    for p in sorted(model_dir.iterdir()):
+        if p.is_file() and p.name == "tokenizer.model":
+            (dest / p.name).write_bytes(normalized_sp_model(p.read_bytes()))
+            copied.append(p.name + " (trainer file names fixed)")
+        elif p.is_file() and is_hf_file(p.name):
+            shutil.copyfile(p, dest / p.name)
+            copied.append(p.name)
+        else:
+            left.append(p.name)
+    log(f"  hf: copied {copied} to {dest}" + (f" (not copied: {left})" if left else ""))
+    doc = json.loads(arch_json.read_text(encoding="utf-8"))
+    assert json.loads((dest / "config.json").read_text()) == doc["hf_config"], "config.json differs from the fixture's"
+    tok = AutoTokenizer.from_pretrained(dest)
+    sp = None
+    if (dest / "tokenizer.model").is_file():
+        import sentencepiece as spm
+        sp = spm.SentencePieceProcessor(model_file=str(dest / "tokenizer.model"))
+        orig = spm.SentencePieceProcessor(model_file=str(model_dir / "tokenizer.model"))
+        assert [sp.id_to_piece(i) for i in range(sp.get_piece_size())] == \
+            [orig.id_to_piece(i) for i in range(orig.get_piece_size())]
+        assert [sp.get_score(i) for i in range(sp.get_piece_size())] == \
+            [orig.get_score(i) for i in range(orig.get_piece_size())]
+    for entry in doc["tokenizer"]["texts"]:
+        assert tok(entry["text"])["input_ids"] == entry["hf_ids"], f"{family}: tokenizer differs on {entry['text']!r}"
+        if sp is not None:
+            assert sp.encode(entry["text"]) == entry["sentencepiece_ids"], f"{family}: tokenizer.model differs"
+    check = {}
+    for attn in (None, "eager"):
+        kw = {} if attn is None else {"attn_implementation": attn}
+        model = AutoModelForCausalLM.from_pretrained(dest, dtype=torch.float32, **kw)
+        model.eval()
+        assert all(p.dtype == torch.float32 for p in model.parameters())
+        diffs = []
+        for entry in doc["prompts"][:2]:
+            ref = fixture_logits(entry)
+            got = last_logits(model, entry["token_ids"])
+            diffs.append((float(np.abs(got - ref).max()), rel_diff(got, ref.astype(np.float64))))
+        label = attn or f"default ({model.config._attn_implementation})"
+        check[label] = {"max_abs": max(d[0] for d in diffs), "max_rel": max(d[1] for d in diffs)}
+        log(f"  hf reload check {family} [{label}] prompts {[e['name'] for e in doc['prompts'][:2]]}: "
+            f"max abs diff {check[label]['max_abs']:.3e}, max rel diff {check[label]['max_rel']:.3e}")
+    assert check["eager"]["max_rel"] <= HF_RELOAD_TOLERANCE, f"{family}: reloaded folder does not reproduce the fixture"
+    return {"family": family, "dir": dest, "doc": doc, "check": check, "files": folder_listing(dest)}
+
+
+@torch.no_grad()
+def export_hf_variant(variant: str, src: dict, hf_out: Path, meta_common: dict) -> dict:
+    """hf_out/<variant>/: the source family's checkpoint saved another way (sharded, or cast to bf16 / f16) with the
+    tokenizer files, and expected.json computed by loading THAT folder in float32 (eager, CPU)."""
+    import shutil
+
+    from transformers import AutoModelForCausalLM
+
+    family, how = HF_VARIANTS[variant]
+    src_dir, doc = src["dir"], src["doc"]
+    dest = fresh_dir(hf_out / variant)
+    dtype = getattr(torch, how.get("dtype", "float32"))
+    model = AutoModelForCausalLM.from_pretrained(src_dir, attn_implementation="eager", dtype=dtype)
+    save_kw = {"max_shard_size": how["max_shard_size"]} if "max_shard_size" in how else {}
+    model.save_pretrained(dest, **save_kw)
+    del model
+    for name in HF_TOKENIZER_FILES:
+        if (src_dir / name).is_file():
+            shutil.copyfile(src_dir / name, dest / name)
+    stray = [p.name for p in dest.iterdir() if not is_hf_file(p.name)]
+    assert not stray, f"{variant}: unexpected files {stray}"
+    model = AutoModelForCausalLM.from_pretrained(dest, attn_implementation="eager", dtype=torch.float32)
+    model.eval()
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    n = model.config.num_hidden_layers
+    ids_of = {e["name"]: e for e in doc["prompts"]}
+    special = doc["tokenizer"]["special_ids"]
+    pad_id = special["pad"] if special["pad"] is not None else special["eos"]
+    entries = []
+    for pname in HF_VARIANT_PROMPTS:
+        fx = ids_of[pname]
+        ids = fx["token_ids"]
+        hs, raw, logits = forward_single(model, ids)
+        last = logits[-1]
+        order = np.argsort(-last, kind="stable")
+        new, margins = greedy_generate(model, ids, pad_id)
+        manual = greedy_manual(model, ids, GREEDY_NEW_TOKENS)
+        assert new == manual, f"{variant} {pname}: generate (KV cache) {new} != full recompute {manual}"
+        ref = fixture_logits(fx)
+        e = {
+            "name": pname,
+            "token_ids": ids,
+            "num_tokens": len(ids),
+            "logits_last_f32le_base64": f32_base64(last),
+            "argmax": int(order[0]),
+            "top2_margin": float(last[order[0]] - last[order[1]]),
+            "greedy_new_ids": new,
+            "greedy_min_top2_margin": round(min(margins), 6),
+            "hidden_last_position": {str(k): f32_list(hs[k][-1]) for k in range(n + 1)},
+            "last_block_raw_last_position": f32_list(raw[-1]),
+            "vs_float32_fixture": {"max_abs_diff_logits_last": float(np.abs(last - ref).max()),
+                                   "greedy_new_ids_equal": new == fx["greedy_new_ids"]},
+        }
+        entries.append(e)
+        log(f"  hf {variant} {pname}: argmax {order[0]}, greedy {new} (min margin {min(margins):.4f}); vs float32 "
+            f"fixture: max abs logit diff {e['vs_float32_fixture']['max_abs_diff_logits_last']:.3e}, greedy equal "
+            f"{e['vs_float32_fixture']['greedy_new_ids_equal']}")
+        if "dtype" not in how:
+            assert e["vs_float32_fixture"]["max_abs_diff_logits_last"] == 0.0, f"{variant}: not the same checkpoint"
+    cfg_json = json.loads((dest / "config.json").read_text())
+    index = dest / "model.safetensors.index.json"
+    out = {
+        "meta": dict({k: v for k, v in meta_common.items() if k != "converter"}, **{
+            "variant": variant,
+            "source_family": family,
+            "source_folder": family,
+            "saved_as": (f"save_pretrained(max_shard_size={how['max_shard_size']!r}) of the float32 checkpoint"
+                         if "max_shard_size" in how else
+                         f"from_pretrained(<{family}>, dtype=torch.{how['dtype']}) then save_pretrained (weights "
+                         f"rounded to {how['dtype']})"),
+            "config_dtype": cfg_json.get("dtype", cfg_json.get("torch_dtype")),
+            "safetensors": safetensors_summary(dest),
+            "sharded": index.is_file(),
+            "loaded_with": "AutoModelForCausalLM.from_pretrained(<this folder>, dtype=torch.float32, "
+                           "attn_implementation='eager') on the CPU: stored bf16/f16 values upcast exactly to float32",
+            "hidden_state_indexing": "as in the arch fixtures: index 0 = embedding output, index k = output of block "
+                                     "k-1 (k < num_layers), index num_layers = last block after the final norm; "
+                                     "last_block_raw = last block before the final norm",
+            "float_encoding": "floats are the shortest decimal that round-trips the float32 value; "
+                              "logits_last_f32le_base64 = base64 of little-endian float32 (all vocab_size logits)",
+            "greedy": f"do_sample=False, {GREEDY_NEW_TOKENS} new tokens, eos_token_id=None (never stops), KV cache; "
+                      "checked equal to argmax over full recomputation",
+            "prompts_from": f"arch/{family}.json prompts {HF_VARIANT_PROMPTS}",
+        }),
+        "prompts": entries,
+    }
+    if index.is_file():
+        out["meta"]["index_weight_map_files"] = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+    write_json(dest / "expected.json", out)
+    return {"variant": variant, "dir": dest, "files": folder_listing(dest)}
+
+
+def build_family(family: str, index: int, llama_cpp: Path, out_dir: Path, work_root: Path, meta_common: dict,
+                 hf_only: bool = False) -> dict:
     from gguf import GGUFReader
     from repeng import ControlModel, ControlVector
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -1058,6 +1349,9 @@ def build_family(family: str, index: int, llama_cpp: Path, out_dir: Path, work_r
     sd = model.state_dict()
     assert all(torch.equal(sd[k], sd_mem[k]) for k in sd_mem), "reloaded weights differ"
     assert model.config._attn_implementation == "eager"
+    if hf_only:  # the saved folder only (the caller exports it and checks it against the existing fixture)
+        return {"family": family, "arch": None, "seconds": round(time.perf_counter() - t_start, 2),
+                "model_dir": model_dir}
     tok = AutoTokenizer.from_pretrained(model_dir)
     hf_config_json = json.loads((model_dir / "config.json").read_text())
 
@@ -1498,7 +1792,7 @@ def build_family(family: str, index: int, llama_cpp: Path, out_dir: Path, work_r
     if window_section is not None:
         doc["sliding_window"] = window_section
     write_json(out_dir / f"{family}.json", doc)
-    return {"family": family, "arch": arch, "seconds": seconds}
+    return {"family": family, "arch": arch, "seconds": seconds, "model_dir": model_dir}
 
 
 def main() -> int:
@@ -1509,7 +1803,16 @@ def main() -> int:
     ap.add_argument("--only", "--families", dest="only", default=",".join(FAMILIES),
                     help="comma-separated subset of " + ",".join(FAMILIES) + " (only these fixtures are rewritten)")
     ap.add_argument("--keep-work", type=Path, default=None, help="keep the checkpoints and converter logs here")
+    ap.add_argument("--hf-out", type=Path, default=None,
+                    help="also write each family's Hugging Face folder to HF_OUT/<family>/ and the variants "
+                         + ", ".join(HF_VARIANTS) + " (for the families built)")
+    ap.add_argument("--hf-only", action="store_true",
+                    help="with --hf-out: only build and save the checkpoints (no conversion, nothing written to "
+                         "--out) and check the folders against the existing <family>.json in --out")
     args = ap.parse_args()
+    if args.hf_only and args.hf_out is None:
+        print("error: --hf-only needs --hf-out", file=sys.stderr)
+        return 1
     unknown = sorted(set(args.only.split(",")) - set(FAMILIES))
     if unknown:
         print(f"error: unknown families {unknown}; known: {FAMILIES}", file=sys.stderr)
@@ -1520,7 +1823,10 @@ def main() -> int:
         print(f"error: {llama_cpp} has no convert_hf_to_gguf.py / gguf-py", file=sys.stderr)
         return 1
     torch.set_num_threads(THREADS)
-    args.out.mkdir(parents=True, exist_ok=True)
+    if not args.hf_only:
+        args.out.mkdir(parents=True, exist_ok=True)
+    if args.hf_out is not None:
+        args.hf_out.mkdir(parents=True, exist_ok=True)
     meta_common = {
         "generator": "scripts/reference/make_arch_fixtures.py",
         "versions": versions(),
@@ -1536,10 +1842,24 @@ def main() -> int:
         done = []
         for i, fam in enumerate(FAMILIES):
             if fam in args.only.split(","):
-                done.append(build_family(fam, i, llama_cpp, args.out, work_root, meta_common))
-    total = sum(p.stat().st_size for p in args.out.iterdir() if p.is_file())
-    log(f"done in {time.perf_counter() - t0:.1f} s: " + ", ".join(f"{d['family']}->{d['arch']}" for d in done)
-        + f"; {args.out} holds {total / 1024:.0f} KiB")
+                d = build_family(fam, i, llama_cpp, args.out, work_root, meta_common, hf_only=args.hf_only)
+                done.append(d)
+                if args.hf_out is not None:
+                    src = export_hf_family(fam, d["model_dir"], args.hf_out, args.out / f"{fam}.json")
+                    d["hf_check"] = src["check"]
+                    for variant, (vfam, _) in HF_VARIANTS.items():
+                        if vfam == fam:
+                            export_hf_variant(variant, src, args.hf_out, meta_common)
+    if not args.hf_only:
+        total = sum(p.stat().st_size for p in args.out.iterdir() if p.is_file())
+        log(f"done in {time.perf_counter() - t0:.1f} s: " + ", ".join(f"{d['family']}->{d['arch']}" for d in done)
+            + f"; {args.out} holds {total / 1024:.0f} KiB")
+    if args.hf_out is not None:
+        for d in done:
+            log(f"hf reload check {d['family']}: " + ", ".join(f"{k} max abs {v['max_abs']:.3e} rel {v['max_rel']:.3e}"
+                                                               for k, v in d["hf_check"].items()))
+        total = sum(p.stat().st_size for p in args.hf_out.rglob("*") if p.is_file())
+        log(f"{args.hf_out} holds {total / 1024:.0f} KiB")
     return 0
 
 

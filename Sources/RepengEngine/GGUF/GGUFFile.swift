@@ -66,30 +66,14 @@ public final class GGUFFile: @unchecked Sendable {
 
     /// Maps and parses the file at `path`. Throws `GGUFError` (`.io` for system errors).
     public init(path: String) throws(GGUFError) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw GGUFFile.ioError(path, errno, "open failed") }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw GGUFFile.ioError(path, errno, "fstat failed") }
-        guard (st.st_mode & S_IFMT) == S_IFREG else {
-            throw GGUFError.io(path: path, errno: EINVAL, message: "not a regular file")
-        }
-        guard let size = Int(exactly: st.st_size), size >= 0 else {
-            throw GGUFError.io(path: path, errno: EFBIG, message: "file size out of range")
-        }
-        var pointer: UnsafeMutableRawPointer? = nil
-        if size > 0 {
-            let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
-            guard let p, p != UnsafeMutableRawPointer(bitPattern: -1) else {
-                throw GGUFFile.ioError(path, errno, "mmap failed")
-            }
-            pointer = p
-        }
+        let mapping: FileMapping
+        do { mapping = try FileMapping.map(path) } catch { throw GGUFError.io(path: path, errno: error.errno, message: error.message) }
+        let pointer = mapping.base, size = mapping.size
         let parsed: GGUFParser.Result
         do {
             parsed = try GGUFParser.parse(UnsafeRawBufferPointer(start: pointer, count: size))
         } catch {
-            if let pointer { munmap(pointer, size) }
+            mapping.unmap()
             throw error
         }
         self.path = path
@@ -139,10 +123,6 @@ public final class GGUFFile: @unchecked Sendable {
     deinit {
         guard let base else { return }
         if mapped { munmap(base, fileSize) } else { base.deallocate() }
-    }
-
-    private static func ioError(_ path: String, _ code: Int32, _ what: String) -> GGUFError {
-        .io(path: path, errno: code, message: "\(what): \(String(cString: strerror(code)))")
     }
 
     /// The tensor with this name, if any.

@@ -30,136 +30,6 @@ struct DecoderBlock: @unchecked Sendable {
     var postFFNNorm: FloatBuffer?      // [dim] (Gemma)
 }
 
-/// Where a block's weights come from: a GGUF file or named arrays (tests, synthetic models).
-protocol WeightSource {
-    func has(_ name: String) -> Bool
-    /// Rows of a [rows, cols] tensor, nil when absent or not of that shape.
-    func rowCount(_ name: String, cols: Int) -> Int?
-    func vector(_ name: String, count: Int) throws -> FloatBuffer
-    /// Several [rows_i, cols] tensors stacked into one [Σ rows_i, cols] matrix.
-    func stacked(_ parts: [(String, Int)], cols: Int) throws -> WeightMatrix
-}
-
-extension WeightSource {
-    func matrix(_ name: String, rows: Int, cols: Int) throws -> WeightMatrix { try stacked([(name, rows)], cols: cols) }
-
-    /// A required tensor, or an optional one when present (nil when absent or not in the family).
-    func optionalVector(_ ref: TensorRef?, count: Int) throws -> FloatBuffer? {
-        guard let ref else { return nil }
-        if ref.optional && !has(ref.name) { return nil }
-        return try vector(ref.name, count: count)
-    }
-
-    func stackedVector(_ parts: [(String, Int)]) throws -> FloatBuffer {
-        let total = parts.reduce(0) { $0 + $1.1 }
-        let out = FloatBuffer(count: total)
-        var off = 0
-        for (n, c) in parts {
-            let v = try vector(n, count: c)
-            (out.pointer + off).update(from: v.pointer, count: c)
-            off += c
-        }
-        return out
-    }
-
-    /// The weights of block `i` as `t` names them.
-    func block(_ t: BlockTensors, config cfg: ModelConfig) throws -> DecoderBlock {
-        let dim = cfg.hiddenSize, ffn = cfg.feedForwardSize
-        var bias: FloatBuffer?
-        if let qb = t.qBias, let kb = t.kBias, let vb = t.vBias, !qb.optional || has(qb.name) {
-            bias = try stackedVector([(qb.name, cfg.qDim), (kb.name, cfg.kvDim), (vb.name, cfg.kvDim)])
-        } else if t.qkvBias != nil {
-            bias = try optionalVector(t.qkvBias, count: cfg.qDim + 2 * cfg.kvDim)
-        }
-        let qkvRows = [cfg.qDim, cfg.kvDim, cfg.kvDim], gateUpRows = cfg.gatedMLP ? [ffn, ffn] : [ffn]
-        /// Separate tensors stacked, or one fused tensor holding all the rows.
-        func projection(_ refs: [TensorRef], _ rows: [Int]) throws -> WeightMatrix {
-            if refs.count == 1 { return try matrix(refs[0].name, rows: rows.reduce(0, +), cols: dim) }
-            return try stacked(zip(refs, rows).map { ($0.name, $1) }, cols: dim)
-        }
-        let block = DecoderBlock(
-            attnNorm: try vector(t.attnNorm.name, count: dim),
-            attnNormBias: try optionalVector(t.attnNormBias, count: dim),
-            qkv: try projection(t.qkv, qkvRows),
-            qkvBias: bias,
-            qNorm: try optionalVector(t.qNorm, count: cfg.headDim),
-            kNorm: try optionalVector(t.kNorm, count: cfg.headDim),
-            attnOut: try matrix(t.attnOut.name, rows: dim, cols: cfg.qDim),
-            attnOutBias: try optionalVector(t.attnOutBias, count: dim),
-            postAttnNorm: try optionalVector(t.postAttnNorm, count: dim),
-            ffnNorm: try vector(t.ffnNorm.name, count: dim),
-            ffnNormBias: try optionalVector(t.ffnNormBias, count: dim),
-            gateUp: try projection(t.gateUp, gateUpRows),
-            gateUpBias: try optionalVector(t.gateUpBias, count: gateUpRows.reduce(0, +)),
-            down: try matrix(t.down.name, rows: dim, cols: ffn),
-            downBias: try optionalVector(t.downBias, count: dim),
-            postFFNNorm: try optionalVector(t.postFFNNorm, count: dim))
-        if cfg.qkNorm, block.qNorm == nil || block.kNorm == nil {
-            throw EngineError.missingTensor(t.qNorm?.name ?? "q/k norm of block \(t.attnNorm.name)")
-        }
-        if cfg.postNorms, block.postAttnNorm == nil || block.postFFNNorm == nil {
-            throw EngineError.missingTensor(t.postAttnNorm?.name ?? "post-norms of block \(t.attnNorm.name)")
-        }
-        if cfg.normalization == .layer, block.attnNormBias == nil || block.ffnNormBias == nil {
-            throw EngineError.missingTensor(t.attnNormBias?.name ?? "LayerNorm biases of block \(t.attnNorm.name)")
-        }
-        return block
-    }
-
-    /// The tensors outside the blocks.
-    func globals(_ g: GlobalTensors, config cfg: ModelConfig) throws -> ModelGlobals {
-        let dim = cfg.hiddenSize
-        let embedding = try matrix(g.tokenEmbedding.name, rows: cfg.vocabSize, cols: dim)
-        var positions: WeightMatrix?
-        if cfg.positionEncoding == .learned {
-            guard let p = g.positionEmbedding else { throw EngineError.missingTensor("position embeddings") }
-            // The table may be longer than the context the config allows; only its first rows are read.
-            positions = try matrix(p.name, rows: rowCount(p.name, cols: dim) ?? cfg.contextLength, cols: dim)
-        }
-        let outputNormBias = try optionalVector(g.outputNormBias, count: dim)
-        if cfg.normalization == .layer, outputNormBias == nil { throw EngineError.missingTensor("output norm bias") }
-        return ModelGlobals(
-            tokenEmbedding: embedding, positionEmbedding: positions,
-            outputNorm: try vector(g.outputNorm.name, count: dim), outputNormBias: outputNormBias,
-            output: cfg.tiedEmbeddings ? embedding : try matrix(g.output.name, rows: cfg.vocabSize, cols: dim))
-    }
-}
-
-/// The weights outside the blocks.
-struct ModelGlobals {
-    var tokenEmbedding: WeightMatrix   // [vocab, dim]
-    var positionEmbedding: WeightMatrix? // [positions, dim]
-    var outputNorm: FloatBuffer        // [dim]
-    var outputNormBias: FloatBuffer?   // [dim] (LayerNorm)
-    var output: WeightMatrix           // [vocab, dim] (the embedding matrix when tied)
-}
-
-/// Named f32 arrays as a weight source.
-struct ArrayWeights: WeightSource {
-    let weights: [String: [Float]]
-
-    func has(_ name: String) -> Bool { weights[name] != nil }
-
-    func rowCount(_ name: String, cols: Int) -> Int? {
-        guard let w = weights[name], cols > 0, w.count % cols == 0 else { return nil }
-        return w.count / cols
-    }
-
-    func get(_ n: String, _ count: Int) throws -> [Float] {
-        guard let w = weights[n] else { throw EngineError.missingTensor(n) }
-        guard w.count == count else { throw EngineError.tensorShape(name: n, expected: [count], found: [w.count]) }
-        return w
-    }
-
-    func vector(_ name: String, count: Int) throws -> FloatBuffer { FloatBuffer(try get(name, count)) }
-
-    func stacked(_ parts: [(String, Int)], cols: Int) throws -> WeightMatrix {
-        var all: [Float] = []
-        for (n, r) in parts { all += try get(n, r * cols) }
-        return WeightMatrix(rows: parts.reduce(0) { $0 + $1.1 }, cols: cols, f32: FloatBuffer(all))
-    }
-}
-
 /// A loaded decoder-only model of any family in Architectures/: configuration, tokenizer and f32
 /// weights, immutable and shareable across threads.
 public final class DecoderModel: LanguageModel, @unchecked Sendable {
@@ -180,55 +50,76 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
 
     // MARK: Loading
 
-    /// Loads a GGUF file, dequantizing every weight to f32.
+    /// Loads a GGUF file (dequantizing every weight to f32) or a Hugging Face model folder.
     public convenience init(path: String) throws {
-        let file = try GGUFFile(path: path)
-        try self.init(gguf: file)
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            try self.init(huggingFace: path)
+        } else {
+            try self.init(gguf: GGUFFile(path: path))
+        }
     }
 
     /// Builds the model from an opened GGUF file, with the tensors its architecture names.
-    public init(gguf: GGUFFile) throws {
+    public convenience init(gguf: GGUFFile) throws {
         let arch = try gguf.string("general.architecture")
         guard let family = Architectures.lookup(arch) else { throw EngineError.unsupportedArchitecture(arch) }
         let cfg = try family.config(gguf: gguf, architecture: arch)
-        config = cfg
-        source = gguf
-        tokenizer = try makeTokenizer(gguf: gguf)
         var types: [String: Int] = [:]
         for t in gguf.tensors { types[t.type.description, default: 0] += 1 }
-        fileWeightTypes = types
         let loader = GGUFWeightLoader(file: gguf)
-        let g = try loader.globals(family.globalTensors(config: cfg), config: cfg)
-        (tokenEmbedding, positionEmbedding, outputNorm, outputNormBias, output) =
-            (g.tokenEmbedding, g.positionEmbedding, g.outputNorm, g.outputNormBias, g.output)
-        var blocks: [DecoderBlock] = []
-        blocks.reserveCapacity(cfg.blockCount)
-        for i in 0..<cfg.blockCount {
-            blocks.append(try loader.block(family.blockTensors(i, config: cfg), config: cfg))
-        }
-        self.blocks = blocks
         var freqFactors: [Float]?
         if gguf.tensor(named: "rope_freqs.weight") != nil {
-            freqFactors = try loader.vector("rope_freqs.weight", count: cfg.ropeDim / 2).toArray(count: cfg.ropeDim / 2)
+            freqFactors = try loader.rawVector("rope_freqs.weight", count: cfg.ropeDim / 2).toArray(count: cfg.ropeDim / 2)
         }
-        (ropeTables, blockRope) = DecoderModel.ropeTables(cfg, factors: freqFactors)
+        try self.init(config: cfg, weights: loader, globals: family.globalTensors(config: cfg),
+                      blocks: { family.blockTensors($0, config: cfg) }, tokenizer: makeTokenizer(gguf: gguf),
+                      source: gguf, fileWeightTypes: types, ropeFactors: freqFactors)
+    }
+
+    /// Builds the model from a Hugging Face folder: config.json and the safetensors weights
+    /// (one file or shards), F32 weights used in place in the mapped files.
+    public convenience init(huggingFace folder: String) throws {
+        let hf = try HFConfig(path: folder + "/config.json")
+        let type = try hf.modelType
+        guard let family = Architectures.lookup(hfModelType: type) else {
+            throw EngineError.unsupportedHFModelType(type)
+        }
+        let cfg = try family.config(hf: hf)
+        let checkpoint = try SafeTensorsCheckpoint(folder: folder)
+        let globals = family.hfGlobalTensors(config: cfg)
+        let weights = try SafeTensorsWeights(checkpoint: checkpoint, anchor: globals.tokenEmbedding.name)
+        var types: [String: Int] = [:]
+        for f in checkpoint.files { for t in f.tensors { types[t.dtype.rawValue, default: 0] += 1 } }
+        try self.init(config: cfg, weights: weights, globals: globals, blocks: { family.hfBlockTensors($0, config: cfg) },
+                      tokenizer: nil, source: nil, fileWeightTypes: types, ropeFactors: nil)
     }
 
     /// Builds a model from explicit f32 weights (tests and synthetic configurations).
     /// `weights` maps GGUF tensor names to row-major values; the tensors are those of
     /// `config.architecture` (llama when unknown).
-    public init(config cfg: ModelConfig, weights: [String: [Float]], tokenizer: (any Tokenizer)? = nil) throws {
-        config = cfg
-        source = nil
-        fileWeightTypes = [:]
-        self.tokenizer = tokenizer
+    public convenience init(config cfg: ModelConfig, weights: [String: [Float]], tokenizer: (any Tokenizer)? = nil) throws {
         let family = Architectures.lookup(cfg.architecture) ?? LlamaArchitecture.self
-        let w = ArrayWeights(weights: weights)
-        let g = try w.globals(family.globalTensors(config: cfg), config: cfg)
+        try self.init(config: cfg, weights: ArrayWeights(weights: weights), globals: family.globalTensors(config: cfg),
+                      blocks: { family.blockTensors($0, config: cfg) }, tokenizer: tokenizer, source: nil,
+                      fileWeightTypes: [:], ropeFactors: nil)
+    }
+
+    /// Loads every tensor `globals` and `blocks` name from `weights`.
+    init(config cfg: ModelConfig, weights: some WeightSource, globals: GlobalTensors, blocks tensors: (Int) -> BlockTensors,
+         tokenizer: (any Tokenizer)?, source: GGUFFile?, fileWeightTypes: [String: Int], ropeFactors: [Float]?) throws {
+        config = cfg
+        self.tokenizer = tokenizer
+        self.source = source
+        self.fileWeightTypes = fileWeightTypes
+        let g = try weights.globals(globals, config: cfg)
         (tokenEmbedding, positionEmbedding, outputNorm, outputNormBias, output) =
             (g.tokenEmbedding, g.positionEmbedding, g.outputNorm, g.outputNormBias, g.output)
-        blocks = try (0..<cfg.blockCount).map { i in try w.block(family.blockTensors(i, config: cfg), config: cfg) }
-        (ropeTables, blockRope) = DecoderModel.ropeTables(cfg, factors: nil)
+        var blocks: [DecoderBlock] = []
+        blocks.reserveCapacity(cfg.blockCount)
+        for i in 0..<cfg.blockCount { blocks.append(try weights.block(tensors(i), config: cfg)) }
+        self.blocks = blocks
+        (ropeTables, blockRope) = DecoderModel.ropeTables(cfg, factors: ropeFactors)
     }
 
     /// One inverse-frequency table per distinct RoPE base, and each block's table.
@@ -801,53 +692,5 @@ public final class ForwardWorkspace: @unchecked Sendable {
     func reserveRope(tables: Int, values: Int) {
         while ropeCos.count < tables { ropeCos.append(FloatBuffer(count: values)); ropeSin.append(FloatBuffer(count: values)) }
         for t in 0..<tables { ropeCos[t].reserve(values); ropeSin[t].reserve(values) }
-    }
-}
-
-/// Reads tensors from a GGUF file into f32 weight storage, checking names and shapes.
-struct GGUFWeightLoader: WeightSource {
-    let file: GGUFFile
-
-    func has(_ name: String) -> Bool { file.tensor(named: name) != nil }
-
-    func rowCount(_ name: String, cols: Int) -> Int? {
-        guard let t = file.tensor(named: name), t.dims.count == 2, t.dims[0] == cols else { return nil }
-        return t.dims[1]
-    }
-
-    func info(_ name: String, elements: Int) throws -> GGUFTensorInfo {
-        guard let t = file.tensor(named: name) else { throw EngineError.missingTensor(name) }
-        guard t.elementCount == elements else {
-            throw EngineError.tensorShape(name: name, expected: [elements], found: t.dims)
-        }
-        guard t.type.isDecodable else { throw EngineError.tensorType(name: name, type: t.type.description) }
-        return t
-    }
-
-    func decode(_ t: GGUFTensorInfo, into dst: UnsafeMutablePointer<Float>) throws {
-        try Dequant.decode(t.type, file.tensorData(t), count: t.elementCount, into: dst)
-    }
-
-    func vector(_ name: String, count: Int) throws -> FloatBuffer {
-        let t = try info(name, elements: count)
-        let b = FloatBuffer(count: count)
-        try decode(t, into: b.pointer)
-        return b
-    }
-
-    /// Several [rows_i, cols] tensors stacked into one [Σ rows_i, cols] matrix.
-    func stacked(_ parts: [(String, Int)], cols: Int) throws -> WeightMatrix {
-        let rows = parts.reduce(0) { $0 + $1.1 }
-        let b = FloatBuffer(count: rows * cols)
-        var off = 0
-        for (n, r) in parts {
-            let t = try info(n, elements: r * cols)
-            guard t.dims.count == 2, t.dims[0] == cols, t.dims[1] == r else {
-                throw EngineError.tensorShape(name: n, expected: [cols, r], found: t.dims)
-            }
-            try decode(t, into: b.pointer + off * cols)
-            off += r
-        }
-        return WeightMatrix(rows: rows, cols: cols, f32: b)
     }
 }

@@ -3,6 +3,8 @@
 /// Why a model could not be loaded or a forward pass could not run.
 public enum EngineError: Error, CustomStringConvertible, Equatable {
     case unsupportedArchitecture(String)
+    /// A Hugging Face folder whose config.json `model_type` no family reads.
+    case unsupportedHFModelType(String)
     case unsupported(String)
     case badConfig(String)
     case missingTensor(String)
@@ -20,6 +22,8 @@ public enum EngineError: Error, CustomStringConvertible, Equatable {
         switch self {
         case .unsupportedArchitecture(let a):
             return "unsupported model architecture '\(a)' (supported: \(Architectures.supported.joined(separator: ", ")))"
+        case .unsupportedHFModelType(let t):
+            return "unsupported model_type '\(quotedName(t))' in config.json (supported: \(Architectures.supportedHF.joined(separator: ", ")))"
         case .unsupported(let what): return "unsupported: \(what)"
         case .badConfig(let m): return "bad model configuration: \(m)"
         case .missingTensor(let n): return "model file has no tensor '\(n)'"

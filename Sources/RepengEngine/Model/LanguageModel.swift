@@ -8,7 +8,7 @@
 public protocol LanguageModel: AnyObject, Sendable {
     /// Shape and settings (architecture, blocks, hidden size, vocabulary, context, …).
     var config: ModelConfig { get }
-    /// The tokenizer the file carries, if any.
+    /// The tokenizer the file carries, if any (none yet for Hugging Face folders).
     var tokenizer: (any Tokenizer)? { get }
     /// The GGUF file the model came from (chat template, names, …), when loaded from GGUF.
     var source: GGUFFile? { get }
@@ -62,9 +62,10 @@ extension ModelConfig {
     }
 }
 
-/// Loads a model file (GGUF), choosing the architecture from `general.architecture`.
+/// Loads a model: a GGUF file (the architecture from `general.architecture`) or a Hugging Face
+/// folder (config.json's `model_type`, safetensors weights).
 public func loadModel(path: String) throws -> any LanguageModel {
-    try loadModel(gguf: GGUFFile(path: path))
+    try DecoderModel(path: path)
 }
 
 /// Builds a model from an opened GGUF file, choosing the architecture from `general.architecture`.

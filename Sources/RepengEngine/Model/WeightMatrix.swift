@@ -4,13 +4,18 @@ import CBLAS
 import RepengKernels
 
 /// A weight matrix of `rows` × `cols` (out × in, row-major, as GGUF stores `ne = [cols, rows]`).
-/// Storage is f32 today (dequantized at load: the reference path); the enum leaves room for
-/// quantized storage with dedicated kernels.
+/// Storage is f32 (dequantized at load, or used in place in a memory-mapped f32 file), or row
+/// blocks of other matrices stacked (q | k | v kept in place as three tensors); the enum leaves
+/// room for quantized storage with dedicated kernels.
 public final class WeightMatrix: @unchecked Sendable {
     /// How the values are held in memory.
     public enum Storage {
-        /// Dense row-major f32.
+        /// Dense row-major f32 owned by the matrix.
         case f32(FloatBuffer)
+        /// Dense row-major f32 inside a mapped file that `owner` keeps alive (never written).
+        case mapped(UnsafePointer<Float>, owner: AnyObject)
+        /// Row blocks, top to bottom, with the same column count.
+        case stacked([WeightMatrix])
     }
 
     public let rows: Int
@@ -23,12 +28,30 @@ public final class WeightMatrix: @unchecked Sendable {
         self.storage = .f32(buffer)
     }
 
-    /// Pointer to row-major f32 values.
-    var f32: UnsafeMutablePointer<Float> {
-        switch storage { case .f32(let b): return b.pointer }
+    init(rows: Int, cols: Int, mapped pointer: UnsafePointer<Float>, owner: AnyObject) {
+        self.rows = rows
+        self.cols = cols
+        self.storage = .mapped(pointer, owner: owner)
     }
 
-    /// Bytes resident for this matrix.
+    /// Stacks row blocks (all with `cols` columns) into one matrix.
+    init(stacking parts: [WeightMatrix]) {
+        precondition(!parts.isEmpty && parts.allSatisfy { $0.cols == parts[0].cols }, "stacked parts must share their column count")
+        rows = parts.reduce(0) { $0 + $1.rows }
+        cols = parts[0].cols
+        storage = parts.count == 1 ? parts[0].storage : .stacked(parts)
+    }
+
+    /// Pointer to row-major f32 values (not for stacked matrices, which have none).
+    var f32: UnsafeMutablePointer<Float> {
+        switch storage {
+        case .f32(let b): return b.pointer
+        case .mapped(let p, _): return UnsafeMutablePointer(mutating: p)
+        case .stacked: preconditionFailure("a stacked weight matrix has no single f32 pointer")
+        }
+    }
+
+    /// Bytes of weights this matrix reads (in its own memory or in a mapped file's pages).
     public var residentBytes: Int { rows * cols * MemoryLayout<Float>.stride }
 
     /// y[n, rows] = x[n, cols] · Wᵀ (+ y when accumulating). Up to `streamingBatchLimit` rows
@@ -43,6 +66,14 @@ public final class WeightMatrix: @unchecked Sendable {
 
     /// Strided form: x rows `ldx` apart, y rows `ldy` apart.
     func apply(_ x: UnsafePointer<Float>, n: Int, ldx: Int, into y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool) {
+        if case .stacked(let parts) = storage {
+            var row = 0
+            for p in parts {
+                p.apply(x, n: n, ldx: ldx, into: y + row, ldy: ldy, accumulate: accumulate)
+                row += p.rows
+            }
+            return
+        }
         if n <= Kernels.streamingBatchLimit {
             // A few large items per thread, claimed as threads come free.
             let workers = BLAS.threads

@@ -52,3 +52,58 @@ enum GPT2Architecture: Architecture {
         return g
     }
 }
+
+// Hugging Face folders: `n_embd`, `n_layer`, `n_head`, `n_inner` (null: 4 × n_embd),
+// `n_positions`, `layer_norm_epsilon`; tensors `h.i.ln_1`, `h.i.attn.c_attn` (fused q | k | v),
+// `h.i.attn.c_proj`, `h.i.ln_2`, `h.i.mlp.c_fc`, `h.i.mlp.c_proj`, `wte`, `wpe`, `ln_f`, under
+// `transformer.` in GPT2LMHeadModel checkpoints and without it in GPT2Model ones (the loader
+// finds the prefix). Conv1D weights are [in, out] and are transposed at load.
+
+extension GPT2Architecture {
+    static let hfModelTypes = ["gpt2"]
+
+    static func config(hf: HFConfig) throws -> ModelConfig {
+        let dim = try hf.int("n_embd"), heads = try hf.int("n_head")
+        var c = try ModelConfig(
+            architecture: "gpt2", name: hf.optionalString("_name_or_path") ?? "gpt2", blockCount: hf.int("n_layer"),
+            hiddenSize: dim, feedForwardSize: hf.optionalInt("n_inner") ?? 4 * dim, headCount: heads, kvHeadCount: heads,
+            vocabSize: hf.int("vocab_size"), contextLength: hf.int("n_positions"),
+            rmsNormEps: hf.optionalFloat("layer_norm_epsilon") ?? 1e-5, ropeInterleaved: false,
+            tiedEmbeddings: hf.optionalBool("tie_word_embeddings") ?? true)
+        for (key, published) in [("scale_attn_by_inverse_layer_idx", false), ("reorder_and_upcast_attn", false),
+                                 ("scale_attn_weights", true)] {
+            let value = try hf.optionalBool(key) ?? published
+            guard value == published else { throw EngineError.unsupported("GPT-2 with \(key) = \(value) (\(hf.path))") }
+        }
+        if let act = try hf.optionalString("activation_function"), act != "gelu_new", act != "gelu_pytorch_tanh" {
+            throw EngineError.unsupported("GPT-2 activation '\(quotedName(act))' (only gelu_new)")
+        }
+        c.normalization = .layer
+        c.positionEncoding = .learned
+        c.gatedMLP = false
+        c.activation = .geluTanh
+        try c.validate()
+        return c
+    }
+
+    static func hfBlockTensors(_ i: Int, config: ModelConfig) -> BlockTensors {
+        let p = "h.\(i)."
+        func ref(_ n: String, transposed: Bool = false) -> TensorRef { TensorRef(name: p + n, transposed: transposed) }
+        var t = BlockTensors(attnNorm: ref("ln_1.weight"), qkv: [ref("attn.c_attn.weight", transposed: true)],
+                             attnOut: ref("attn.c_proj.weight", transposed: true), ffnNorm: ref("ln_2.weight"),
+                             gateUp: [ref("mlp.c_fc.weight", transposed: true)], down: ref("mlp.c_proj.weight", transposed: true))
+        t.attnNormBias = ref("ln_1.bias")
+        t.qkvBias = ref("attn.c_attn.bias")
+        t.attnOutBias = ref("attn.c_proj.bias")
+        t.ffnNormBias = ref("ln_2.bias")
+        t.gateUpBias = ref("mlp.c_fc.bias")
+        t.downBias = ref("mlp.c_proj.bias")
+        return t
+    }
+
+    static func hfGlobalTensors(config: ModelConfig) -> GlobalTensors {
+        GlobalTensors(tokenEmbedding: TensorRef(name: "wte.weight"), positionEmbedding: TensorRef(name: "wpe.weight"),
+                      outputNorm: TensorRef(name: "ln_f.weight"), outputNormBias: TensorRef(name: "ln_f.bias"),
+                      output: TensorRef(name: "lm_head.weight"))
+    }
+}

@@ -97,3 +97,87 @@ enum Gemma2Architecture: Architecture {
         return t
     }
 }
+
+// Hugging Face folders of both generations: RMSNorm weights stored as offsets (x · (1 + w)),
+// `post_attention_layernorm` is the norm after attention (Llama's name for the MLP's pre-norm),
+// `pre_feedforward_layernorm` and `post_feedforward_layernorm` wrap the MLP. Attention scale
+// `query_pre_attn_scalar`^-½; soft-caps from `attn_logit_softcapping` / `final_logit_softcapping`
+// (null: none); windows from `layer_types` (v5) or the generation's pattern (v4 configs).
+
+extension Gemma3Architecture {
+    static let hfModelTypes = ["gemma3_text", "gemma3"]
+
+    static func config(hf: HFConfig) throws -> ModelConfig {
+        var c = try gemmaHFConfig(hf, pattern: slidingWindowPattern)
+        c.qkNorm = true
+        // v5: rope_parameters per layer type; v4: rope_theta (global) and rope_local_base_freq.
+        let global = try hf.rope(layerType: "full_attention"), local = try hf.rope(layerType: "sliding_attention")
+        for o in [global, local] where (o["rope_type"]?.string ?? "default") != "default" {
+            throw EngineError.unsupported("RoPE scaling on a gemma3 folder (\(hf.path); only the global layers are scaled; not implemented)")
+        }
+        let globalBase = try hf.optionalFloat("rope_theta", in: global) ?? 1_000_000
+        let localBase = try hf.optionalFloat("rope_theta", in: local) ?? hf.optionalFloat("rope_local_base_freq") ?? localRopeBase
+        c.ropeBase = globalBase
+        for b in 0..<c.blockCount { c.layerRopeBases[b] = c.layerWindows[b] > 0 ? localBase : globalBase }
+        try c.validate()
+        return c
+    }
+
+    static func hfBlockTensors(_ i: Int, config: ModelConfig) -> BlockTensors {
+        var t = gemmaHFBlock(i)
+        t.addHFQKNorm(i, plusOne: true)
+        return t
+    }
+
+    static func hfGlobalTensors(config: ModelConfig) -> GlobalTensors { gemmaHFGlobals }
+}
+
+extension Gemma2Architecture {
+    static let hfModelTypes = ["gemma2"]
+
+    static func config(hf: HFConfig) throws -> ModelConfig {
+        var c = try gemmaHFConfig(hf, pattern: 2)
+        c.attentionSoftcap = try hf.optionalFloat("attn_logit_softcapping") ?? 0
+        c.logitSoftcap = try hf.optionalFloat("final_logit_softcapping") ?? 0
+        try c.validate()
+        return c
+    }
+
+    static func hfBlockTensors(_ i: Int, config: ModelConfig) -> BlockTensors { gemmaHFBlock(i) }
+
+    static func hfGlobalTensors(config: ModelConfig) -> GlobalTensors { gemmaHFGlobals }
+}
+
+/// What both Gemma generations' config.json files share. Without `layer_types` (v4 files),
+/// block b is global when (b + 1) is a multiple of `sliding_window_pattern` (`pattern`).
+private func gemmaHFConfig(_ hf: HFConfig, pattern defaultPattern: Int) throws -> ModelConfig {
+    var c = try ModelConfig(commonHF: hf, tiedByDefault: true)
+    c.postNorms = true
+    c.activation = .geluTanh
+    c.embeddingScale = Float(c.hiddenSize).squareRoot()
+    let scalar = try hf.optionalFloat("query_pre_attn_scalar") ?? Float(c.headDim)
+    guard scalar > 0 else { throw hf.fail("query_pre_attn_scalar", "must be positive") }
+    c.attentionScale = 1 / scalar.squareRoot()
+    if try hf.layerTypes(blocks: c.blockCount) == nil, let window = try hf.optionalInt("sliding_window") {
+        let pattern = try hf.optionalInt("sliding_window_pattern") ?? defaultPattern
+        guard pattern > 0 else { throw hf.fail("sliding_window_pattern", "must be positive") }
+        for b in 0..<c.blockCount { c.layerWindows[b] = (b + 1) % pattern == 0 ? 0 : window }
+    }
+    return c
+}
+
+private func gemmaHFBlock(_ i: Int) -> BlockTensors {
+    let p = "model.layers.\(i)."
+    var t = BlockTensors.hf(i)
+    t.attnNorm.plusOne = true
+    t.postAttnNorm = TensorRef(name: p + "post_attention_layernorm.weight", plusOne: true)
+    t.ffnNorm = TensorRef(name: p + "pre_feedforward_layernorm.weight", plusOne: true)
+    t.postFFNNorm = TensorRef(name: p + "post_feedforward_layernorm.weight", plusOne: true)
+    return t
+}
+
+private let gemmaHFGlobals: GlobalTensors = {
+    var g = GlobalTensors.hf
+    g.outputNorm.plusOne = true
+    return g
+}()

@@ -25,4 +25,21 @@ enum Phi3Architecture: Architecture {
         t.gateUp = [TensorRef(name: "blk.\(i).ffn_up.weight")]
         return t
     }
+
+    static let hfModelTypes = ["phi3"]
+
+    /// Hugging Face folders: `qkv_proj` and `gate_up_proj`; transformers applies a configured
+    /// `sliding_window` to every block, and so does this engine for folders.
+    static func config(hf: HFConfig) throws -> ModelConfig {
+        let c = try ModelConfig(commonHF: hf, tiedByDefault: false)
+        try c.validate()
+        return c
+    }
+
+    static func hfBlockTensors(_ i: Int, config: ModelConfig) -> BlockTensors {
+        var t = BlockTensors.hf(i)
+        t.qkv = [TensorRef(name: "model.layers.\(i).self_attn.qkv_proj.weight")]
+        t.gateUp = [TensorRef(name: "model.layers.\(i).mlp.gate_up_proj.weight")]
+        return t
+    }
 }

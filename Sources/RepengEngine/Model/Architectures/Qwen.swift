@@ -18,4 +18,19 @@ enum QwenArchitecture: Architecture {
         if config.qkNorm { t.addQKNorm(i) } else { t.addOptionalQKVBias(i) }
         return t
     }
+
+    static let hfModelTypes = ["qwen2", "qwen3"]
+
+    static func config(hf: HFConfig) throws -> ModelConfig {
+        var c = try ModelConfig(commonHF: hf, tiedByDefault: false)
+        c.qkNorm = c.architecture == "qwen3"
+        try c.validate()
+        return c
+    }
+
+    static func hfBlockTensors(_ i: Int, config: ModelConfig) -> BlockTensors {
+        var t = BlockTensors.hf(i)
+        if config.qkNorm { t.addHFQKNorm(i) } else { t.addOptionalHFQKVBias(i) }
+        return t
+    }
 }
