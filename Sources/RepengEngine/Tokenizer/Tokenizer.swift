@@ -3,7 +3,8 @@
 /// Text ↔ token ids for one model vocabulary.
 ///
 /// Implementations reproduce the Hugging Face `tokenizers` pipeline that transformers builds from
-/// the same GGUF metadata (`AutoTokenizer.from_pretrained(dir, gguf_file: ...)`), id for id.
+/// the same GGUF metadata (`AutoTokenizer.from_pretrained(dir, gguf_file: ...)`), id for id, or
+/// the one a Hugging Face folder's tokenizer.json describes (`makeTokenizer(huggingFaceFolder:)`).
 public protocol Tokenizer: Sendable {
     /// Number of token ids (the length of `tokenizer.ggml.tokens`).
     var vocabularySize: Int { get }
@@ -24,9 +25,11 @@ public protocol Tokenizer: Sendable {
     func tokenBytes(_ id: Int32) -> [UInt8]
     /// Whether the id is a special (control) token, which `decode(_:skipSpecial: true)` drops.
     func isSpecial(_ id: Int32) -> Bool
-    /// The id of a token given its spelling in the GGUF vocabulary (e.g. "Ġthe", "▁the", "<eos>").
+    /// The id of a token given its spelling in the vocabulary (e.g. "Ġthe", "▁the", "<eos>"): GGUF
+    /// `tokenizer.ggml.tokens`, or tokenizer.json's added-token contents and `model.vocab`.
     func tokenID(_ piece: String) -> Int32?
-    /// The chat template from `tokenizer.chat_template`, if present.
+    /// The chat template from `tokenizer.chat_template` (GGUF), or from chat_template.jinja /
+    /// tokenizer_config.json (Hugging Face folder), if present.
     var chatTemplate: String? { get }
 }
 
@@ -52,6 +55,20 @@ public enum TokenizerError: Error, Sendable, Equatable, CustomStringConvertible 
     case malformedMerge(index: Int, rule: String)
     /// A merge rule names a token (or produces a token) that is not in the vocabulary.
     case mergeTokenNotInVocabulary(index: Int, token: String)
+    /// A file of a Hugging Face tokenizer folder is missing, unreadable or too large to be one.
+    case fileUnreadable(file: String, reason: String)
+    /// A file of a Hugging Face tokenizer folder is not valid JSON.
+    case invalidJSON(file: String, message: String)
+    /// A key of a Hugging Face tokenizer file is missing or holds the wrong kind of value.
+    case invalidValue(file: String, key: String, expected: String)
+    /// A `tokenizer.json` component (model, normalizer, pre-tokenizer, post-processor, decoder)
+    /// has a `type` this engine does not implement.
+    case unsupportedComponent(file: String, key: String, type: String)
+    /// A split or replace pattern that neither a hand-written scanner nor Swift's `Regex` can run.
+    case unsupportedPattern(file: String, key: String, pattern: String, reason: String)
+    /// A token named by a Hugging Face tokenizer file (in a merge, a template, a special token) is
+    /// not in the vocabulary.
+    case unknownToken(file: String, key: String, token: String)
 
     public var description: String {
         switch self {
@@ -75,6 +92,18 @@ public enum TokenizerError: Error, Sendable, Equatable, CustomStringConvertible 
             return "tokenizer.ggml.merges[\(i)] = '\(rule)' is not two tokens separated by one space"
         case .mergeTokenNotInVocabulary(let i, let token):
             return "tokenizer.ggml.merges[\(i)] uses '\(token)', which is not in the vocabulary"
+        case .fileUnreadable(let file, let reason):
+            return "cannot read \(file): \(reason)"
+        case .invalidJSON(let file, let message):
+            return "\(file) is not valid JSON: \(message)"
+        case .invalidValue(let file, let key, let expected):
+            return "\(file): \(key) should be \(expected)"
+        case .unsupportedComponent(let file, let key, let type):
+            return "\(file): \(key) has type '\(type)', which this engine does not implement"
+        case .unsupportedPattern(let file, let key, let pattern, let reason):
+            return "\(file): \(key) pattern '\(pattern)' cannot be used: \(reason)"
+        case .unknownToken(let file, let key, let token):
+            return "\(file): \(key) names '\(token)', which is not in the vocabulary"
         }
     }
 }
