@@ -526,9 +526,9 @@ def make_expected(folder, name, note):
 
     Plain ids (add_special_tokens=False) and decodes are transformers', asserted equal to the bare
     tokenizers library's unless tokenizer_config.json adds or changes added tokens (named special
-    tokens, `added_tokens_decoder`). With add_special_tokens=True the same, except that add_bos_token / add_eos_token of tokenizer_config.json add BOS / EOS where the
-    post-processor does not: transformers 5.24 ignores both flags when a tokenizer.json is present
-    (4.x honoured them), and the engine follows the flags.
+    tokens, `added_tokens_decoder`). With add_special_tokens=True the same: add_bos_token /
+    add_eos_token of tokenizer_config.json add BOS / EOS only when tokenizer.json has no
+    post-processor, as in transformers 5.24 (4.x also honoured them beside a post-processor).
     """
     hf = AutoTokenizer.from_pretrained(folder)
     raw = Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
@@ -544,9 +544,12 @@ def make_expected(folder, name, note):
         return hf.convert_tokens_to_ids(v) if isinstance(v, str) else None
 
     flags_change = False
-    if cfg.get("add_bos_token") and token_id("bos_token") is not None and token_id("bos_token") not in prefix:
+    # transformers 5.24 honours add_bos_token / add_eos_token only when tokenizer.json has no
+    # post-processor; so does the engine.
+    has_post_processor = raw_json.get("post_processor") is not None
+    if not has_post_processor and cfg.get("add_bos_token") and token_id("bos_token") is not None and token_id("bos_token") not in prefix:
         prefix, flags_change = [token_id("bos_token")] + prefix, True
-    if cfg.get("add_eos_token") and token_id("eos_token") is not None and token_id("eos_token") not in suffix:
+    if not has_post_processor and cfg.get("add_eos_token") and token_id("eos_token") is not None and token_id("eos_token") not in suffix:
         suffix, flags_change = suffix + [token_id("eos_token")], True
     added_contents = {t.content for t in raw.get_added_tokens_decoder().values()}
     named = [cfg.get(k) for k in ("bos_token", "eos_token", "unk_token", "pad_token", "sep_token", "cls_token", "mask_token")]

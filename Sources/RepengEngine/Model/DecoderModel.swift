@@ -77,8 +77,8 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
                       source: gguf, fileWeightTypes: types, ropeFactors: freqFactors)
     }
 
-    /// Builds the model from a Hugging Face folder: config.json and the safetensors weights
-    /// (one file or shards), F32 weights used in place in the mapped files.
+    /// Builds the model from a Hugging Face folder: config.json, the safetensors weights (one
+    /// file or shards; F32 weights used in place in the mapped files) and tokenizer.json.
     public convenience init(huggingFace folder: String) throws {
         let hf = try HFConfig(path: folder + "/config.json")
         let type = try hf.modelType
@@ -91,8 +91,11 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
         let weights = try SafeTensorsWeights(checkpoint: checkpoint, anchor: globals.tokenEmbedding.name)
         var types: [String: Int] = [:]
         for f in checkpoint.files { for t in f.tensors { types[t.dtype.rawValue, default: 0] += 1 } }
+        // A folder without tokenizer.json loads without a tokenizer (token ids only).
+        let hasTokenizer = FileManager.default.fileExists(atPath: folder + "/tokenizer.json")
         try self.init(config: cfg, weights: weights, globals: globals, blocks: { family.hfBlockTensors($0, config: cfg) },
-                      tokenizer: nil, source: nil, fileWeightTypes: types, ropeFactors: nil)
+                      tokenizer: hasTokenizer ? makeTokenizer(huggingFaceFolder: folder) : nil, source: nil,
+                      fileWeightTypes: types, ropeFactors: nil)
     }
 
     /// Builds a model from explicit f32 weights (tests and synthetic configurations).

@@ -8,7 +8,7 @@
 public protocol LanguageModel: AnyObject, Sendable {
     /// Shape and settings (architecture, blocks, hidden size, vocabulary, context, …).
     var config: ModelConfig { get }
-    /// The tokenizer the file carries, if any (none yet for Hugging Face folders).
+    /// The tokenizer the file or folder carries, if any.
     var tokenizer: (any Tokenizer)? { get }
     /// The GGUF file the model came from (chat template, names, …), when loaded from GGUF.
     var source: GGUFFile? { get }

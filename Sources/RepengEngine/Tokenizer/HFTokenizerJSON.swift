@@ -10,11 +10,9 @@ import Foundation
 /// `added_tokens_decoder`, `chat_template`) and `chat_template.jinja` (which wins over the
 /// config's template, as in transformers; so does `chat_template.json`).
 ///
-/// Ids and decoded text follow the `tokenizers` library. `add_bos_token` / `add_eos_token` add
-/// BOS / EOS with `encode(_:addSpecial: true)` where the post-processor does not already put them
-/// there (transformers 4 did this for Llama-style tokenizers; transformers 5.24 ignores both flags
-/// when a tokenizer.json is present); a flag set to false never removes a token the post-processor
-/// adds. Token names from tokenizer_config.json that are in the vocabulary but not added tokens
+/// Ids and decoded text follow the `tokenizers` library and transformers 5.24: `add_bos_token` /
+/// `add_eos_token` add BOS / EOS with `encode(_:addSpecial: true)` only when tokenizer.json has no
+/// post-processor (transformers 4 also honoured them beside one). Token names from tokenizer_config.json that are in the vocabulary but not added tokens
 /// become special added tokens, as transformers makes them.
 ///
 /// Throws `TokenizerError` naming the file and key at fault: a missing or oversized file
@@ -312,8 +310,10 @@ struct HFTokenizerBuilder {
             .map { try self.postProcessor($0, "post_processor", size: size) } ?? [.sequence]
         let bos = try cfg.tokenID("bos_token", lookup)
         let eos = try cfg.tokenID("eos_token", lookup)
-        if try cfg.flag("add_bos_token"), let bos, !Self.prefix(template).contains(bos) { template.insert(.special([bos]), at: 0) }
-        if try cfg.flag("add_eos_token"), let eos, !Self.suffix(template).contains(eos) { template.append(.special([eos])) }
+        // The flags count only without a post-processor, as in transformers 5.24.
+        let hasPostProcessor = json["post_processor"].map { !$0.isNull } ?? false
+        if !hasPostProcessor, try cfg.flag("add_bos_token"), let bos, !Self.prefix(template).contains(bos) { template.insert(.special([bos]), at: 0) }
+        if !hasPostProcessor, try cfg.flag("add_eos_token"), let eos, !Self.suffix(template).contains(eos) { template.append(.special([eos])) }
         // A bare tokenizer.json (no tokenizer_config.json): the template's first and last special
         // tokens. With a config, only the tokens it names, as in transformers.
         let templatePrefix = Self.prefix(template), templateSuffix = Self.suffix(template)
