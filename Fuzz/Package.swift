@@ -23,6 +23,8 @@ let package = Package(
         .target(name: "FuzzVectorChecks", dependencies: [main("RepengSteering")]),
 
         .executableTarget(name: "fuzz-gguf", dependencies: [main("RepengEngine")]),
+        .executableTarget(name: "fuzz-safetensors", dependencies: [main("RepengEngine")]),
+        .executableTarget(name: "fuzz-tokenizer-json", dependencies: [main("RepengEngine")]),
         .executableTarget(name: "fuzz-vector-gguf", dependencies: ["FuzzVectorChecks", main("RepengSteering")]),
         .executableTarget(name: "fuzz-vector-json", dependencies: ["FuzzVectorChecks", main("RepengSteering")]),
         .executableTarget(name: "fuzz-dataset-json", dependencies: [main("RepengSteering")]),

@@ -52,6 +52,22 @@ public func makeTokenizer(huggingFaceFolder path: String) throws -> any Tokenize
         .build(chatTemplate: chatTemplate)
 }
 
+/// Builds a tokenizer from the bytes of a tokenizer.json (and of a tokenizer_config.json), as
+/// `makeTokenizer(huggingFaceFolder:)` reads them from a folder.
+public func makeTokenizer(tokenizerJSON bytes: [UInt8], config configBytes: [UInt8]? = nil) throws -> any Tokenizer {
+    func object(_ b: [UInt8], _ file: String) throws -> JSONObject {
+        let value: JSONValue
+        do { value = try JSONReader.parse(b) } catch { throw TokenizerError.invalidJSON(file: file, message: error.description) }
+        guard let o = value.object else {
+            throw TokenizerError.invalidValue(file: file, key: "(top level)", expected: "a JSON object, not \(value.kind)")
+        }
+        return o
+    }
+    let config = try configBytes.map { try object($0, "tokenizer_config.json") }
+    let template = try config.flatMap { try HFFiles.chatTemplate(in: $0, file: "tokenizer_config.json") }
+    return try makeTokenizer(tokenizerJSON: object(bytes, "tokenizer.json"), config: config, chatTemplate: template)
+}
+
 /// Builds a tokenizer from the parsed contents of tokenizer.json (and tokenizer_config.json).
 /// `file` and `configFile` only name the sources in errors.
 func makeTokenizer(
