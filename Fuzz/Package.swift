@@ -25,6 +25,7 @@ let package = Package(
         .executableTarget(name: "fuzz-gguf", dependencies: [main("RepengEngine")]),
         .executableTarget(name: "fuzz-safetensors", dependencies: [main("RepengEngine")]),
         .executableTarget(name: "fuzz-tokenizer-json", dependencies: [main("RepengEngine")]),
+        .executableTarget(name: "fuzz-chat-template", dependencies: [main("RepengEngine")]),
         .executableTarget(name: "fuzz-vector-gguf", dependencies: ["FuzzVectorChecks", main("RepengSteering")]),
         .executableTarget(name: "fuzz-vector-json", dependencies: ["FuzzVectorChecks", main("RepengSteering")]),
         .executableTarget(name: "fuzz-dataset-json", dependencies: [main("RepengSteering")]),

@@ -11,6 +11,9 @@ public final class ModelHost: @unchecked Sendable {
     public let model: any LanguageModel
     public let scheduler: Scheduler
     public let isDefault: Bool
+    /// The model's own chat template, parsed once: nil when it has none, the parse error when
+    /// it does not parse (reported on use).
+    let chatTemplate: Result<ChatTemplate, any Error>?
     private let lock = NSLock()
     private var control: ResolvedControl?
 
@@ -19,6 +22,9 @@ public final class ModelHost: @unchecked Sendable {
         path = spec.path
         self.model = model
         self.isDefault = isDefault
+        chatTemplate = model.tokenizer?.chatTemplate.map { source in
+            do { return .success(try ChatTemplate(source: source)) } catch { return .failure(error) }
+        }
         scheduler = Scheduler(model: model, maxQueue: limits.maxQueue, maxBatch: limits.maxBatch,
                               maxBacklog: limits.maxBufferedPieces, slowReaderSeconds: limits.slowReaderSeconds, name: spec.name)
     }
@@ -70,7 +76,47 @@ public final class ModelRegistry: Sendable {
     }
 }
 
-/// Lays chat messages out in a model's chat format, ending with an open assistant turn. A
+extension ModelHost {
+    /// Chat messages as the text to encode and whether the tokenizer adds its default special
+    /// tokens: laid out by the model's own template (`format` empty; the template writes BOS
+    /// itself, as transformers' `apply_chat_template` does, so none are added), or by a built-in
+    /// layout ("chatml", "gemma", "plain"; the tokenizer's defaults added). Always ends with the
+    /// generation prompt.
+    func chatPrompt(_ messages: [(role: String, content: String)], format: String) throws -> (text: String, addSpecial: Bool) {
+        guard format.isEmpty else {
+            guard let f = ChatFormat(rawValue: format) else {
+                throw DaemonError.invalidArgument("unknown chat format '\(quoted(format))'; use chatml, gemma or plain, or leave it empty for the model's template")
+            }
+            return (try renderChat(messages, format: f), true)
+        }
+        guard let chatTemplate else {
+            throw DaemonError.invalidArgument("model '\(name)' has no chat template; name a chat format (chatml, gemma or plain)")
+        }
+        let template: ChatTemplate
+        switch chatTemplate {
+        case .success(let t): template = t
+        case .failure(let e): throw DaemonError.invalidArgument("model '\(name)': its chat template does not parse: \(e)")
+        }
+        guard !messages.isEmpty else { throw DaemonError.invalidArgument("chat has no messages; send at least one user message") }
+        guard messages.contains(where: { !$0.content.isEmpty }) else {
+            throw DaemonError.invalidArgument("prompt is empty: every chat message has empty content")
+        }
+        let tok = model.tokenizer
+        func piece(_ id: Int32?) -> String {
+            guard let id, let tok else { return "" }
+            return String(decoding: tok.tokenBytes(id), as: UTF8.self)
+        }
+        do {
+            let text = try template.render(messages: messages.map { ChatMessage(role: $0.role, content: $0.content) },
+                                           addGenerationPrompt: true, bosToken: piece(tok?.bosID), eosToken: piece(tok?.eosID))
+            return (text, false)
+        } catch {
+            throw DaemonError.invalidArgument("model '\(name)': its chat template refused the messages: \(quoted("\(error)", limit: 300))")
+        }
+    }
+}
+
+/// Lays chat messages out in a built-in chat format, ending with an open assistant turn. A
 /// single user message gives exactly `ChatFormat.wrap(instruction:reply: "")`.
 public func renderChat(_ messages: [(role: String, content: String)], format: ChatFormat) throws -> String {
     guard !messages.isEmpty else { throw DaemonError.invalidArgument("chat has no messages; send at least one user message") }

@@ -120,17 +120,17 @@ public struct RepengService: Repeng_V1_Repeng.SimpleServiceProtocol {
     /// Checks a Generate request and turns it into a scheduler job (control snapshot taken here).
     func makeJob(_ request: Repeng_V1_GenerateRequest, host: ModelHost, received: Double) throws -> GenerationJob {
         guard let tokenizer = host.model.tokenizer else { throw ControlError.noTokenizer }
-        let text: String
+        let text: String, addSpecial: Bool
         switch request.input {
         case .prompt(let p)?:
             guard !p.isEmpty else { throw DaemonError.invalidArgument("prompt is empty; send the text to continue (or chat messages)") }
-            text = p
+            (text, addSpecial) = (p, true)
         case .chat(let chat)?:
-            text = try renderChat(chat.messages.map { ($0.role, $0.content) }, format: ChatFormat.detect(tokenizer: tokenizer))
+            (text, addSpecial) = try host.chatPrompt(chat.messages.map { ($0.role, $0.content) }, format: request.chatFormat)
         case nil:
             throw DaemonError.invalidArgument("prompt is empty; set prompt or chat")
         }
-        let ids = tokenizer.encode(text, addSpecial: true)
+        let ids = tokenizer.encode(text, addSpecial: addSpecial)
         guard !ids.isEmpty else { throw DaemonError.invalidArgument("prompt is empty after tokenization") }
         guard ids.count <= limits.maxPromptTokens else {
             throw DaemonError.invalidArgument("prompt has \(ids.count) tokens; the limit is \(limits.maxPromptTokens)")
@@ -340,7 +340,13 @@ public struct RepengService: Repeng_V1_Repeng.SimpleServiceProtocol {
         try await mapped {
             let host = try registry.host(request.model)
             guard let tok = host.model.tokenizer else { throw ControlError.noTokenizer }
-            let ids = tok.encode(request.text, addSpecial: !request.noSpecial)
+            let ids: [Int32]
+            if request.chat {
+                let (text, addSpecial) = try host.chatPrompt([("user", request.text)], format: request.chatFormat)
+                ids = tok.encode(text, addSpecial: addSpecial)
+            } else {
+                ids = tok.encode(request.text, addSpecial: !request.noSpecial)
+            }
             return .with {
                 $0.ids = ids
                 $0.pieces = ids.map { String(decoding: tok.tokenBytes($0), as: UTF8.self) }
@@ -366,6 +372,7 @@ public struct RepengService: Repeng_V1_Repeng.SimpleServiceProtocol {
                         $0.controlled = h.currentControl?.prepared != nil
                         $0.weightTypes = h.model.fileWeightTypes.mapValues { UInt32(clamping: $0) }
                         $0.residentBytes = UInt64(clamping: h.model.residentBytes)
+                        $0.chatTemplatePresent = h.chatTemplate != nil
                     }
                 }
             }

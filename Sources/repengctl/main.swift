@@ -235,7 +235,8 @@ struct Models: AsyncParsableCommand {
                         ["name": m.name, "path": m.path, "architecture": m.architecture, "display_name": m.displayName,
                          "block_count": m.blockCount, "hidden_size": m.hiddenSize, "vocab_size": m.vocabSize,
                          "context_length": m.contextLength, "default": m.isDefault, "controlled": m.controlled,
-                         "weight_types": m.weightTypes, "resident_bytes": m.residentBytes] as [String: Any]
+                         "weight_types": m.weightTypes, "resident_bytes": m.residentBytes,
+                         "chat_template_present": m.chatTemplatePresent] as [String: Any]
                     }])
                 } else {
                     for m in r.models {
@@ -243,6 +244,7 @@ struct Models: AsyncParsableCommand {
                             .map { "\($0.key)×\($0.value)" }.joined(separator: ",")
                         writeOut("\(m.name)\(m.isDefault ? " (default)" : "")\t\(m.architecture)\t\(m.blockCount) blocks\thidden \(m.hiddenSize)"
                             + "\tvocab \(m.vocabSize)\tcontext \(m.contextLength)\t\(types.isEmpty ? "-" : types)"
+                            + "\t\(m.chatTemplatePresent ? "chat template" : "no chat template")"
                             + "\t\(m.controlled ? "controlled" : "no control")\t\(m.path)\n")
                     }
                 }
@@ -303,17 +305,24 @@ struct Tokenize: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Flag(help: "Leave out the BOS/EOS tokens added by default.")
     var noSpecial = false
+    @Flag(help: "Lay the text out as one user message with the generation prompt (the ids generate --chat uses).")
+    var chat = false
+    @Option(help: "With --chat: chatml, gemma or plain instead of the model's own chat template.")
+    var chatFormat: String?
     @Argument(help: "Text to tokenize.")
     var text: String
 
     func run() async throws {
-        let g = global, text = self.text, noSpecial = self.noSpecial
+        let g = global, text = self.text, noSpecial = self.noSpecial, chat = self.chat, chatFormat = self.chatFormat
+        if chatFormat != nil && !chat { throw ValidationError("--chat-format applies to --chat") }
         try await runReporting {
             try await withClient(g) { client in
                 let r = try await client.tokenize(.with {
                     $0.model = g.model ?? ""
                     $0.text = text
                     $0.noSpecial = noSpecial
+                    $0.chat = chat
+                    $0.chatFormat = chatFormat ?? ""
                 }, options: g.unaryOptions)
                 if g.json {
                     try printJSON(["ids": r.ids.map(Int.init), "pieces": r.pieces])
@@ -542,8 +551,10 @@ struct Generate: AsyncParsableCommand {
     var layers: String?
     @Flag(help: "Normalize --control.")
     var normalize = false
-    @Flag(help: "Send the prompt as a user chat message (laid out in the model's chat format).")
+    @Flag(help: "Send the prompt as a user chat message (laid out by the model's own chat template).")
     var chat = false
+    @Option(help: "With --chat: chatml, gemma or plain instead of the model's own chat template.")
+    var chatFormat: String?
     @Flag(help: "Print token counts and timings on stderr.")
     var verbose = false
     @Argument(help: "The prompt.")
@@ -562,8 +573,10 @@ struct Generate: AsyncParsableCommand {
         if terms.isEmpty && (!layerList.isEmpty || normalize) {
             throw ValidationError("--layers and --normalize apply to --control; use set-control for the model's control")
         }
+        if chatFormat != nil && !chat { throw ValidationError("--chat-format applies to --chat") }
         var req = Repeng_V1_GenerateRequest()
         req.model = g.model ?? ""
+        req.chatFormat = chatFormat ?? ""
         if chat { req.chat = .with { $0.messages = [.with { $0.role = "user"; $0.content = prompt }] } } else { req.prompt = prompt }
         req.maxTokens = maxTokens ?? 0
         req.stop = stop

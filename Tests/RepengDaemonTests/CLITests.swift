@@ -92,7 +92,7 @@ final class CLITests: XCTestCase {
             // The library's output for the same control.
             let cm = ControlledModel(model: model)
             try cm.setControl(trained, coefficient: 8, layers: Array((-20)...(-5)))
-            let expected = try cm.generate(prompt: ChatFormat.chatML.wrap(instruction: prompt, reply: ""), maxTokens: 16).text
+            let expected = try cm.generate(prompt: try DaemonFixtures.templateChat(prompt), maxTokens: 16).text
             XCTAssertEqual(steered.stdout, expected)
 
             // Per-request control equals the same model control.

@@ -17,7 +17,7 @@ final class DaemonIntegrationTests: XCTestCase {
         if let k = coefficient {
             try cm.setControl(try ControlVector.load(path: vectorPath), coefficient: k, layers: layers)
         }
-        return try cm.generate(prompt: DaemonFixtures.chatPrompt, maxTokens: maxTokens).text
+        return try cm.generate(prompt: try DaemonFixtures.chatPrompt, maxTokens: maxTokens).text
     }
 
     func testTrainSetControlGenerateReset() async throws {

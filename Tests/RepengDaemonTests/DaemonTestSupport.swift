@@ -62,7 +62,15 @@ enum DaemonFixtures {
         }
     }
 
-    static let chatPrompt = ChatFormat.chatML.wrap(instruction: "What are you doing this weekend?", reply: "")
+    /// One user message laid out by SmolLM2's own chat template, as the daemon lays out chat input
+    /// (the template adds its default system prompt).
+    static func templateChat(_ instruction: String) throws -> String {
+        let source = try XCTUnwrap(try model().tokenizer?.chatTemplate)
+        return try ChatTemplate(source: source).render(messages: [ChatMessage(role: "user", content: instruction)],
+                                                       addGenerationPrompt: true)
+    }
+
+    static var chatPrompt: String { get throws { try templateChat("What are you doing this weekend?") } }
 }
 
 /// Temp directories for one daemon (removed by `remove()`).
@@ -165,7 +173,7 @@ func control(_ terms: [(String, Float)], layers: [Int32] = [], normalize: Bool =
 }
 
 /// Asserts that `body` fails with the RPC status `code`.
-func assertRPCError(_ code: RPCError.Code, file: StaticString = #filePath, line: UInt = #line,
+func assertRPCError(_ code: RPCError.Code, containing needle: String? = nil, file: StaticString = #filePath, line: UInt = #line,
                     _ body: () async throws -> Void) async {
     do {
         try await body()
@@ -173,6 +181,7 @@ func assertRPCError(_ code: RPCError.Code, file: StaticString = #filePath, line:
     } catch let e as RPCError {
         XCTAssertEqual(e.code, code, "message: \(e.message)", file: file, line: line)
         XCTAssertFalse(e.message.isEmpty, file: file, line: line)
+        if let needle { XCTAssertTrue(e.message.contains(needle), "message: \(e.message)", file: file, line: line) }
     } catch {
         XCTFail("expected RPCError \(code), got \(error)", file: file, line: line)
     }

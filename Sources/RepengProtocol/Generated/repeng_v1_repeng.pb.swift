@@ -587,7 +587,8 @@ public nonisolated struct Repeng_V1_GenerateRequest: Sendable {
   public var model: String = String()
 
   /// The input: a raw prompt (encoded with the tokenizer's default special tokens) or chat
-  /// messages (laid out in the model's chat format, ending with an open assistant turn).
+  /// messages (laid out by the model's own chat template, or by `chat_format`, ending with the
+  /// generation prompt: an open assistant turn).
   public var input: Repeng_V1_GenerateRequest.OneOf_Input? = nil
 
   public var prompt: String {
@@ -636,10 +637,15 @@ public nonisolated struct Repeng_V1_GenerateRequest: Sendable {
   /// Also return the generated token ids in each chunk.
   public var returnTokenIds: Bool = false
 
+  /// How chat messages are laid out: empty for the model's own chat template (an error for a
+  /// model without one), or a built-in layout: "chatml", "gemma" or "plain".
+  public var chatFormat: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   /// The input: a raw prompt (encoded with the tokenizer's default special tokens) or chat
-  /// messages (laid out in the model's chat format, ending with an open assistant turn).
+  /// messages (laid out by the model's own chat template, or by `chat_format`, ending with the
+  /// generation prompt: an open assistant turn).
   public nonisolated enum OneOf_Input: Equatable, Sendable {
     case prompt(String)
     case chat(Repeng_V1_ChatMessages)
@@ -749,6 +755,13 @@ public nonisolated struct Repeng_V1_TokenizeRequest: Sendable {
   /// Leave out the BOS/EOS tokens the tokenizer would add by default.
   public var noSpecial: Bool = false
 
+  /// Lay the text out as one user message with the generation prompt first, exactly as Generate
+  /// does for chat input (the same ids; `no_special` is then ignored).
+  public var chat: Bool = false
+
+  /// As GenerateRequest.chat_format.
+  public var chatFormat: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -789,10 +802,10 @@ public nonisolated struct Repeng_V1_ModelInfo: Sendable {
   /// Configured name (what requests use).
   public var name: String = String()
 
-  /// The GGUF file it was loaded from.
+  /// The GGUF file or Hugging Face folder it was loaded from.
   public var path: String = String()
 
-  /// `general.architecture` (e.g. "llama").
+  /// `general.architecture` or config.json's `model_type` (e.g. "llama").
   public var architecture: String = String()
 
   /// `general.name`, when the file has one.
@@ -819,6 +832,10 @@ public nonisolated struct Repeng_V1_ModelInfo: Sendable {
 
   /// Bytes of weights resident in the daemon's memory.
   public var residentBytes: UInt64 = 0
+
+  /// Whether the model brings its own chat template (GGUF `tokenizer.chat_template`,
+  /// tokenizer_config.json or chat_template.jinja); chat requests without `chat_format` need one.
+  public var chatTemplatePresent: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1636,7 +1653,7 @@ nonisolated extension Repeng_V1_SamplingOptions: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Repeng_V1_GenerateRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GenerateRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}model\0\u{1}prompt\0\u{1}chat\0\u{3}max_tokens\0\u{1}sampling\0\u{1}stop\0\u{1}control\0\u{3}return_token_ids\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}model\0\u{1}prompt\0\u{1}chat\0\u{3}max_tokens\0\u{1}sampling\0\u{1}stop\0\u{1}control\0\u{3}return_token_ids\0\u{3}chat_format\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1671,6 +1688,7 @@ nonisolated extension Repeng_V1_GenerateRequest: SwiftProtobuf.Message, SwiftPro
       case 6: try { try decoder.decodeRepeatedStringField(value: &self.stop) }()
       case 7: try { try decoder.decodeSingularMessageField(value: &self._control) }()
       case 8: try { try decoder.decodeSingularBoolField(value: &self.returnTokenIds) }()
+      case 9: try { try decoder.decodeSingularStringField(value: &self.chatFormat) }()
       default: break
       }
     }
@@ -1710,6 +1728,9 @@ nonisolated extension Repeng_V1_GenerateRequest: SwiftProtobuf.Message, SwiftPro
     if self.returnTokenIds != false {
       try visitor.visitSingularBoolField(value: self.returnTokenIds, fieldNumber: 8)
     }
+    if !self.chatFormat.isEmpty {
+      try visitor.visitSingularStringField(value: self.chatFormat, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1721,6 +1742,7 @@ nonisolated extension Repeng_V1_GenerateRequest: SwiftProtobuf.Message, SwiftPro
     if lhs.stop != rhs.stop {return false}
     if lhs._control != rhs._control {return false}
     if lhs.returnTokenIds != rhs.returnTokenIds {return false}
+    if lhs.chatFormat != rhs.chatFormat {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1890,7 +1912,7 @@ nonisolated extension Repeng_V1_GenerateEvent: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Repeng_V1_TokenizeRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TokenizeRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}model\0\u{1}text\0\u{3}no_special\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}model\0\u{1}text\0\u{3}no_special\0\u{1}chat\0\u{3}chat_format\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1901,6 +1923,8 @@ nonisolated extension Repeng_V1_TokenizeRequest: SwiftProtobuf.Message, SwiftPro
       case 1: try { try decoder.decodeSingularStringField(value: &self.model) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.text) }()
       case 3: try { try decoder.decodeSingularBoolField(value: &self.noSpecial) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.chat) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.chatFormat) }()
       default: break
       }
     }
@@ -1916,6 +1940,12 @@ nonisolated extension Repeng_V1_TokenizeRequest: SwiftProtobuf.Message, SwiftPro
     if self.noSpecial != false {
       try visitor.visitSingularBoolField(value: self.noSpecial, fieldNumber: 3)
     }
+    if self.chat != false {
+      try visitor.visitSingularBoolField(value: self.chat, fieldNumber: 4)
+    }
+    if !self.chatFormat.isEmpty {
+      try visitor.visitSingularStringField(value: self.chatFormat, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1923,6 +1953,8 @@ nonisolated extension Repeng_V1_TokenizeRequest: SwiftProtobuf.Message, SwiftPro
     if lhs.model != rhs.model {return false}
     if lhs.text != rhs.text {return false}
     if lhs.noSpecial != rhs.noSpecial {return false}
+    if lhs.chat != rhs.chat {return false}
+    if lhs.chatFormat != rhs.chatFormat {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1984,7 +2016,7 @@ nonisolated extension Repeng_V1_ListModelsRequest: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Repeng_V1_ModelInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ModelInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}path\0\u{1}architecture\0\u{3}display_name\0\u{3}block_count\0\u{3}hidden_size\0\u{3}vocab_size\0\u{3}context_length\0\u{3}is_default\0\u{1}controlled\0\u{3}weight_types\0\u{3}resident_bytes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}path\0\u{1}architecture\0\u{3}display_name\0\u{3}block_count\0\u{3}hidden_size\0\u{3}vocab_size\0\u{3}context_length\0\u{3}is_default\0\u{1}controlled\0\u{3}weight_types\0\u{3}resident_bytes\0\u{3}chat_template_present\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2004,6 +2036,7 @@ nonisolated extension Repeng_V1_ModelInfo: SwiftProtobuf.Message, SwiftProtobuf.
       case 10: try { try decoder.decodeSingularBoolField(value: &self.controlled) }()
       case 11: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufUInt32>.self, value: &self.weightTypes) }()
       case 12: try { try decoder.decodeSingularUInt64Field(value: &self.residentBytes) }()
+      case 13: try { try decoder.decodeSingularBoolField(value: &self.chatTemplatePresent) }()
       default: break
       }
     }
@@ -2046,6 +2079,9 @@ nonisolated extension Repeng_V1_ModelInfo: SwiftProtobuf.Message, SwiftProtobuf.
     if self.residentBytes != 0 {
       try visitor.visitSingularUInt64Field(value: self.residentBytes, fieldNumber: 12)
     }
+    if self.chatTemplatePresent != false {
+      try visitor.visitSingularBoolField(value: self.chatTemplatePresent, fieldNumber: 13)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2062,6 +2098,7 @@ nonisolated extension Repeng_V1_ModelInfo: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.controlled != rhs.controlled {return false}
     if lhs.weightTypes != rhs.weightTypes {return false}
     if lhs.residentBytes != rhs.residentBytes {return false}
+    if lhs.chatTemplatePresent != rhs.chatTemplatePresent {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
