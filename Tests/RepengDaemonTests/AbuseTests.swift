@@ -235,7 +235,8 @@ final class AbuseTests: XCTestCase {
                 let busy = (0..<2).map { i in
                     Task { try await generateText(client, smallRequest("Count: 1, 2, 3, \(i),", maxTokens: 120)) }
                 }
-                while scheduler.load.active < 2 { try await Task.sleep(for: .milliseconds(10)) }
+                let busyLimit = Date().addingTimeInterval(60)
+                while scheduler.load.active < 2 && Date() < busyLimit { try await Task.sleep(for: .milliseconds(10)) }
                 var expired = 0
                 for i in 0..<200 {
                     var o = CallOptions.defaults
@@ -287,7 +288,8 @@ final class AbuseTests: XCTestCase {
                 let shortAlone = monotonicSeconds() - t1
 
                 let longTask = Task { try await generateText(client, long) }
-                while scheduler.load.active == 0 { try await Task.sleep(for: .milliseconds(5)) }
+                let startLimit = Date().addingTimeInterval(60)
+                while scheduler.load.active == 0 && Date() < startLimit { try await Task.sleep(for: .milliseconds(5)) }
                 try await Task.sleep(for: .milliseconds(200))
                 let t2 = monotonicSeconds()
                 let (short, _) = try await generateText(client, smallRequest())

@@ -204,17 +204,24 @@ final class DaemonIntegrationTests: XCTestCase {
                 XCTAssertFalse(short.isEmpty)
                 XCTAssertLessThan(Date().timeIntervalSince(t0), 10)
 
-                // Queue limit: one running, one queued, the third is refused.
+                // Queue limit: one running, one queued, the third is refused. The long generation
+                // keeps its slot until released (reading a fixed number of chunks let it finish
+                // before the second request was queued on a loaded machine, and the wait below
+                // never ended).
+                let release = ReleaseGate()
                 let a = Task { try await client.generate(long) { r in
-                    var n = 0
-                    for try await ev in r.messages { if case .chunk? = ev.event { n += 1 }; if n == 50 { break } }
+                    for try await ev in r.messages { if case .chunk? = ev.event, release.isOpen { break } }
                 } }
-                while scheduler.load.active == 0 { try await Task.sleep(for: .milliseconds(10)) }
+                let waitLimit = Date().addingTimeInterval(60)
+                while scheduler.load.active == 0 && Date() < waitLimit { try await Task.sleep(for: .milliseconds(10)) }
+                XCTAssertEqual(scheduler.load.active, 1, "the long generation is running")
                 let b = Task { try await generateText(client, .with { $0.prompt = "Hi"; $0.maxTokens = 2 }) }
-                while scheduler.load.queued == 0 { try await Task.sleep(for: .milliseconds(5)) }
+                while scheduler.load.queued == 0 && Date() < waitLimit { try await Task.sleep(for: .milliseconds(5)) }
+                XCTAssertEqual(scheduler.load.queued, 1, "the second request is queued behind it")
                 await assertRPCError(.resourceExhausted) {
                     _ = try await generateText(client, .with { $0.prompt = "Hey"; $0.maxTokens = 2 })
                 }
+                release.open()
                 try await a.value
                 _ = try await b.value
             }
@@ -320,4 +327,12 @@ final class DaemonIntegrationTests: XCTestCase {
             }
         }
     }
+}
+
+/// A flag one task sets and another polls.
+final class ReleaseGate: @unchecked Sendable {
+    private let lock = NSLock()
+    private var opened = false
+    func open() { lock.withLock { opened = true } }
+    var isOpen: Bool { lock.withLock { opened } }
 }
