@@ -309,7 +309,10 @@ extension ControlVector {
         }
         guard file.version == 1 else { throw VectorFileError.json(reason: "unsupported version \(file.version) (this reader knows version 1)") }
         guard file.n_embd > 0 else { throw VectorFileError.json(reason: "\"n_embd\" must be positive") }
-        if let b = file.block_count, b < 1 { throw VectorFileError.json(reason: "\"block_count\" must be positive") }
+        // The GGUF form stores it as uint32; a larger value would not survive a round trip.
+        if let b = file.block_count, b < 1 || b > Int(UInt32.max) {
+            throw VectorFileError.json(reason: "\"block_count\" must be in 1...\(UInt32.max)")
+        }
         let limit = file.block_count.map { $0 - 1 } ?? VectorFileLimits.maxLayer
         var directions: [Int: [Float]] = [:]
         for (key, values) in file.directions {
