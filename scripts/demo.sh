@@ -20,8 +20,8 @@ ctl status
 ctl models
 
 echo
-echo "demo: training 'happy' from scripts/demo/happy-sad.json (200 pairs, every layer but block 0)"
-ctl train happy --dataset scripts/demo/happy-sad.json --method pca_center
+echo "demo: training 'happy' from scripts/demo/happy-sad-chat.json (200 pairs laid out by SmolLM2's chat template, every layer but block 0)"
+ctl train happy --chat --dataset scripts/demo/happy-sad-chat.json --method pca_center
 ls -l "$work/vectors"
 
 band="-20..-5"

@@ -11,9 +11,9 @@ public final class ModelHost: @unchecked Sendable {
     public let model: any LanguageModel
     public let scheduler: Scheduler
     public let isDefault: Bool
-    /// The model's own chat template, parsed once: nil when it has none, the parse error when
-    /// it does not parse (reported on use).
-    let chatTemplate: Result<ChatTemplate, any Error>?
+    /// The model's own chat template, parsed once: `ChatError.noTemplate` when it has none, the
+    /// parse error when it does not parse (reported on use).
+    let chatTemplate: Result<ChatLayout, ChatError>
     private let lock = NSLock()
     private var control: ResolvedControl?
 
@@ -22,8 +22,14 @@ public final class ModelHost: @unchecked Sendable {
         path = spec.path
         self.model = model
         self.isDefault = isDefault
-        chatTemplate = model.tokenizer?.chatTemplate.map { source in
-            do { return .success(try ChatTemplate(source: source)) } catch { return .failure(error) }
+        if let tok = model.tokenizer {
+            do { chatTemplate = .success(try ChatLayout(modelTemplateOf: tok)) } catch let e as ChatError {
+                chatTemplate = .failure(e)
+            } catch {
+                chatTemplate = .failure(.templateDoesNotParse(reason: "\(error)"))
+            }
+        } else {
+            chatTemplate = .failure(.noTemplate)
         }
         scheduler = Scheduler(model: model, maxQueue: limits.maxQueue, maxBatch: limits.maxBatch,
                               maxBacklog: limits.maxBufferedPieces, slowReaderSeconds: limits.slowReaderSeconds, name: spec.name)
@@ -77,71 +83,41 @@ public final class ModelRegistry: Sendable {
 }
 
 extension ModelHost {
-    /// Chat messages as the text to encode and whether the tokenizer adds its default special
-    /// tokens: laid out by the model's own template (`format` empty; the template writes BOS
-    /// itself, as transformers' `apply_chat_template` does, so none are added), or by a built-in
-    /// layout ("chatml", "gemma", "plain"; the tokenizer's defaults added). Always ends with the
-    /// generation prompt.
-    func chatPrompt(_ messages: [(role: String, content: String)], format: String) throws -> (text: String, addSpecial: Bool) {
-        guard format.isEmpty else {
-            guard let f = ChatFormat(rawValue: format) else {
-                throw DaemonError.invalidArgument("unknown chat format '\(quoted(format))'; use chatml, gemma or plain, or leave it empty for the model's template")
-            }
-            return (try renderChat(messages, format: f), true)
-        }
-        guard let chatTemplate else {
-            throw DaemonError.invalidArgument("model '\(name)' has no chat template; name a chat format (chatml, gemma or plain)")
-        }
-        let template: ChatTemplate
-        switch chatTemplate {
-        case .success(let t): template = t
-        case .failure(let e): throw DaemonError.invalidArgument("model '\(name)': its chat template does not parse: \(e)")
-        }
-        guard !messages.isEmpty else { throw DaemonError.invalidArgument("chat has no messages; send at least one user message") }
-        guard messages.contains(where: { !$0.content.isEmpty }) else {
-            throw DaemonError.invalidArgument("prompt is empty: every chat message has empty content")
-        }
-        let tok = model.tokenizer
-        func piece(_ id: Int32?) -> String {
-            guard let id, let tok else { return "" }
-            return String(decoding: tok.tokenBytes(id), as: UTF8.self)
-        }
-        do {
-            let text = try template.render(messages: messages.map { ChatMessage(role: $0.role, content: $0.content) },
-                                           addGenerationPrompt: true, bosToken: piece(tok?.bosID), eosToken: piece(tok?.eosID))
-            return (text, false)
-        } catch {
-            throw DaemonError.invalidArgument("model '\(name)': its chat template refused the messages: \(quoted("\(error)", limit: 300))")
-        }
+    /// True when the model has a chat template (parsed or not).
+    var hasChatTemplate: Bool {
+        if case .failure(.noTemplate) = chatTemplate { return false }
+        return true
     }
-}
 
-/// Lays chat messages out in a built-in chat format, ending with an open assistant turn. A
-/// single user message gives exactly `ChatFormat.wrap(instruction:reply: "")`.
-public func renderChat(_ messages: [(role: String, content: String)], format: ChatFormat) throws -> String {
-    guard !messages.isEmpty else { throw DaemonError.invalidArgument("chat has no messages; send at least one user message") }
-    for (i, m) in messages.enumerated() where !["system", "user", "assistant"].contains(m.role) {
-        throw DaemonError.invalidArgument("chat message \(i) has role '\(m.role)'; use system, user or assistant")
-    }
-    guard messages.contains(where: { !$0.content.isEmpty }) else {
-        throw DaemonError.invalidArgument("prompt is empty: every chat message has empty content")
-    }
-    switch format {
-    case .chatML:
-        var s = ""
-        for m in messages { s += "<|im_start|>\(m.role)\n\(m.content)<|im_end|>\n" }
-        return s + "<|im_start|>assistant\n"
-    case .gemma:
-        var s = ""
-        var system: String?
-        for m in messages {
-            if m.role == "system" { system = (system.map { $0 + "\n\n" } ?? "") + m.content; continue }
-            var content = m.content
-            if m.role == "user", let sys = system { content = sys + "\n\n" + content; system = nil }
-            s += "<start_of_turn>\(m.role == "assistant" ? "model" : "user")\n\(content)<end_of_turn>\n"
+    /// How chat input is laid out: the model's own template (`format` empty), or a built-in
+    /// format by name ("chatml", "gemma", "plain").
+    func chatLayout(format: String) throws -> ChatLayout {
+        do {
+            if format.isEmpty { return try chatTemplate.get() }
+            guard let f = ChatFormat(rawValue: format) else { throw ChatError.unknownFormat(format) }
+            return ChatLayout(format: f)
+        } catch let e as ChatError {
+            throw chatFailure(e)
         }
-        return s + "<start_of_turn>model\n"
-    case .plain:
-        return format.wrap(instruction: messages.map(\.content).joined(separator: "\n"), reply: "")
+    }
+
+    /// A chat error as the client sees it: naming this model when the error is about its template.
+    private func chatFailure(_ e: ChatError) -> DaemonError {
+        switch e {
+        case .noTemplate: return .invalidArgument("model '\(name)' \(e)")
+        case .templateDoesNotParse, .templateRefused: return .invalidArgument("model '\(name)': \(e)")
+        default: return .invalidArgument(e.description)
+        }
+    }
+
+    /// Chat messages laid out for the model (see `chatLayout(format:)`), ending with the
+    /// generation prompt.
+    func chatPrompt(_ messages: [(role: String, content: String)], format: String) throws -> ChatPrompt {
+        let layout = try chatLayout(format: format)
+        do {
+            return try layout.prompt(messages.map { ChatMessage(role: $0.role, content: $0.content) })
+        } catch let e as ChatError {
+            throw chatFailure(e)
+        }
     }
 }

@@ -7,6 +7,7 @@ import GRPCCore
 import NIOCore
 import NIOHPACK
 import NIOHTTP2
+import RepengEngine
 import RepengProtocol
 import Synchronization
 

@@ -126,7 +126,8 @@ public struct RepengService: Repeng_V1_Repeng.SimpleServiceProtocol {
             guard !p.isEmpty else { throw DaemonError.invalidArgument("prompt is empty; send the text to continue (or chat messages)") }
             (text, addSpecial) = (p, true)
         case .chat(let chat)?:
-            (text, addSpecial) = try host.chatPrompt(chat.messages.map { ($0.role, $0.content) }, format: request.chatFormat)
+            let prompt = try host.chatPrompt(chat.messages.map { ($0.role, $0.content) }, format: request.chatFormat)
+            (text, addSpecial) = (prompt.text, prompt.addSpecialTokens)
         case nil:
             throw DaemonError.invalidArgument("prompt is empty; set prompt or chat")
         }
@@ -279,7 +280,22 @@ public struct RepengService: Repeng_V1_Repeng.SimpleServiceProtocol {
             }
             defer { counters.activeTrainings.subtract(1, ordering: .relaxed) }
 
-            let dataset = request.dataset.map { DatasetEntry(positive: $0.positive, negative: $0.negative) }
+            let dataset: [DatasetEntry]
+            if request.chat {
+                let layout = try host.chatLayout(format: request.chatFormat)
+                dataset = try request.dataset.map {
+                    try DatasetEntry(positive: layout.datasetText(instruction: $0.positive, reply: $0.reply),
+                                     negative: layout.datasetText(instruction: $0.negative, reply: $0.reply))
+                }
+            } else {
+                guard request.chatFormat.isEmpty else {
+                    throw DaemonError.invalidArgument("chat_format is set but chat is not; set chat to lay the dataset out as chats")
+                }
+                if let i = request.dataset.firstIndex(where: { !$0.reply.isEmpty }) {
+                    throw DaemonError.invalidArgument("dataset entry \(i) has a reply but chat is not set; set chat to lay the dataset out as chats")
+                }
+                dataset = request.dataset.map { DatasetEntry(positive: $0.positive, negative: $0.negative) }
+            }
             let batch = request.batchSize == 0 ? 32 : Int(min(request.batchSize, 1024))
             let (events, cont) = AsyncThrowingStream.makeStream(of: Repeng_V1_TrainEvent.self)
             let cancelled = CancelFlag()
@@ -342,8 +358,7 @@ public struct RepengService: Repeng_V1_Repeng.SimpleServiceProtocol {
             guard let tok = host.model.tokenizer else { throw ControlError.noTokenizer }
             let ids: [Int32]
             if request.chat {
-                let (text, addSpecial) = try host.chatPrompt([("user", request.text)], format: request.chatFormat)
-                ids = tok.encode(text, addSpecial: addSpecial)
+                ids = try host.chatPrompt([("user", request.text)], format: request.chatFormat).encode(with: tok)
             } else {
                 ids = tok.encode(request.text, addSpecial: !request.noSpecial)
             }
@@ -372,7 +387,7 @@ public struct RepengService: Repeng_V1_Repeng.SimpleServiceProtocol {
                         $0.controlled = h.currentControl?.prepared != nil
                         $0.weightTypes = h.model.fileWeightTypes.mapValues { UInt32(clamping: $0) }
                         $0.residentBytes = UInt64(clamping: h.model.residentBytes)
-                        $0.chatTemplatePresent = h.chatTemplate != nil
+                        $0.chatTemplatePresent = h.hasChatTemplate
                     }
                 }
             }

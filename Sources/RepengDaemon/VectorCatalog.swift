@@ -2,6 +2,7 @@
 // file version, kept current by DirectoryWatcher, the last good value kept while a file is bad.
 import Foundation
 import Glibc
+import RepengEngine
 import Synchronization
 
 /// Identity and content stamp of a (resolved, regular) file: when any field differs the file is

@@ -45,10 +45,14 @@ do {
     print(String(format: "loaded %@ (%d blocks, hidden %d) in %.2f s", model.config.name, model.config.blockCount,
                  model.config.hiddenSize, now() - t))
 
+    // The model's own chat template; a model without one gets the layout its special tokens suggest.
+    guard let tokenizer = model.tokenizer else { die("\(modelPath) has no tokenizer") }
+    let layout = tokenizer.chatTemplate != nil
+        ? try ChatLayout(modelTemplateOf: tokenizer) : ChatLayout(format: ChatFormat.detect(tokenizer: tokenizer))
     let dataset = try makeChatDataset(
         template: "Act as if you're extremely {persona}.",
         positivePersonas: ["happy", "joyful"], negativePersonas: ["sad", "depressed"],
-        suffixes: Array(defaultSuffixes.prefix(100)), model: model)
+        suffixes: Array(defaultSuffixes.prefix(100)), layout: layout)
     t = now()
     let happy = try ControlVector.train(model: model, dataset: dataset, method: .pcaCenter)
     print(String(format: "trained a happy/sad vector on %d pairs × %d layers in %.2f s", dataset.count,
@@ -60,7 +64,7 @@ do {
     let layers = Array(band.0...band.1)
     let prompts = ["What are you doing this weekend?", "Tell me about your morning."]
     for question in prompts {
-        let prompt = ChatFormat.detect(tokenizer: model.tokenizer).wrap(instruction: question, reply: "")
+        let prompt = try layout.prompt([ChatMessage(role: "user", content: question)])
         print("\n### \(question)")
         for k in [Float(0), coefficient, -coefficient] {
             if k == 0 { controlled.reset() } else { try controlled.setControl(happy, coefficient: k, layers: layers) }

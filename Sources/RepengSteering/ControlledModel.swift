@@ -173,4 +173,14 @@ public final class ControlledModel: @unchecked Sendable {
         let ids = tok.encode(prompt, addSpecial: true)
         return try generate(tokens: ids, maxTokens: maxTokens, sampling: sampling, stopStrings: stopStrings, onEvent: onEvent)
     }
+
+    /// Generates from a laid-out chat prompt (`ChatLayout.prompt`), encoded as the layout says.
+    public func generate(
+        prompt: ChatPrompt, maxTokens: Int = 128, sampling: SamplingParameters = .greedy,
+        stopStrings: [String] = [], onEvent: (GenerationEvent) -> Bool = { _ in true }
+    ) throws -> ControlledGeneration {
+        guard let tok = model.tokenizer else { throw ControlError.noTokenizer }
+        return try generate(tokens: prompt.encode(with: tok), maxTokens: maxTokens, sampling: sampling,
+                            stopStrings: stopStrings, onEvent: onEvent)
+    }
 }

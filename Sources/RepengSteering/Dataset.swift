@@ -183,12 +183,13 @@ public enum ChatFormat: String, Sendable, Codable, CaseIterable {
     }
 }
 
-/// Like `makeDataset`, but each text is a chat: the persona instruction as the user turn and
-/// the suffix as the beginning of the assistant's reply, laid out in `format`.
-/// Same order as `makeDataset`: suffix-major, persona pairs inner.
+/// Like `makeDataset`, but each text is a chat: the persona instruction as the user message and
+/// the suffix as the beginning of the assistant's reply after the generation prompt, laid out
+/// by `layout` (`ChatLayout.datasetText`). Same order as `makeDataset`: suffix-major, persona
+/// pairs inner.
 public func makeChatDataset(
     template: String, positivePersonas: [String], negativePersonas: [String], suffixes: [String],
-    format: ChatFormat
+    layout: ChatLayout
 ) throws -> [DatasetEntry] {
     try checkPersonas(positivePersonas, negativePersonas, suffixes)
     let pairs = try zip(positivePersonas, negativePersonas).map { p, n in
@@ -198,20 +199,34 @@ public func makeChatDataset(
     out.reserveCapacity(suffixes.count * pairs.count)
     for suffix in suffixes {
         for (p, n) in pairs {
-            out.append(DatasetEntry(positive: format.wrap(instruction: p, reply: suffix),
-                                    negative: format.wrap(instruction: n, reply: suffix)))
+            out.append(DatasetEntry(positive: try layout.datasetText(instruction: p, reply: suffix),
+                                    negative: try layout.datasetText(instruction: n, reply: suffix)))
         }
     }
     return out
 }
 
-/// `makeChatDataset` with the format detected from `model`'s tokenizer (`ChatFormat.detect`).
+/// `makeChatDataset` in a built-in format (without any default system prompt a model's
+/// template would add).
+public func makeChatDataset(
+    template: String, positivePersonas: [String], negativePersonas: [String], suffixes: [String],
+    format: ChatFormat
+) throws -> [DatasetEntry] {
+    try makeChatDataset(template: template, positivePersonas: positivePersonas, negativePersonas: negativePersonas,
+                        suffixes: suffixes, layout: ChatLayout(format: format))
+}
+
+/// `makeChatDataset` laid out by `model`'s own chat template, as transformers'
+/// `apply_chat_template(..., add_generation_prompt=True)` renders it (including a default
+/// system prompt the template adds). Throws `ChatError.noTemplate` for a model without one:
+/// pass a `format` then.
 public func makeChatDataset(
     template: String, positivePersonas: [String], negativePersonas: [String], suffixes: [String],
     model: any LanguageModel
 ) throws -> [DatasetEntry] {
-    try makeChatDataset(template: template, positivePersonas: positivePersonas, negativePersonas: negativePersonas,
-                        suffixes: suffixes, format: ChatFormat.detect(tokenizer: model.tokenizer))
+    guard let tokenizer = model.tokenizer else { throw ChatError.noTemplate }
+    return try makeChatDataset(template: template, positivePersonas: positivePersonas, negativePersonas: negativePersonas,
+                               suffixes: suffixes, layout: ChatLayout(modelTemplateOf: tokenizer))
 }
 
 /// Every proper token prefix of every text, decoded back to a string — the "truncated

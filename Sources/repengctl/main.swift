@@ -337,7 +337,11 @@ struct Tokenize: AsyncParsableCommand {
 struct Train: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a control vector and save it as NAME.gguf in the daemon's vector directory.",
-        discussion: "FILE.json holds an array of {\"positive\": …, \"negative\": …} pairs.")
+        discussion: """
+            FILE.json holds an array of {"positive": …, "negative": …} pairs. With --chat, positive and \
+            negative are the user messages and each entry's "reply" the start of the assistant's answer; \
+            the daemon lays them out with the model's own chat template.
+            """)
     @OptionGroup var global: GlobalOptions
     @Argument(help: "Name of the vector to write.")
     var name: String
@@ -351,9 +355,15 @@ struct Train: AsyncParsableCommand {
     var batchSize: UInt32 = 0
     @Flag(help: "Replace an existing vector of that name.")
     var force = false
+    @Flag(help: "Lay each pair out as a chat (user message, then \"reply\" after the generation prompt).")
+    var chat = false
+    @Option(help: "With --chat: chatml, gemma or plain instead of the model's own chat template.")
+    var chatFormat: String?
 
     func run() async throws {
         let g = global
+        if chatFormat != nil && !chat { throw ValidationError("--chat-format applies to --chat") }
+        let chat = self.chat, chatFormat = self.chatFormat ?? ""
         let m: Repeng_V1_TrainingMethod
         switch method {
         case "pca_diff": m = .pcaDiff
@@ -364,7 +374,7 @@ struct Train: AsyncParsableCommand {
         let layerList = try parseLayers(layers)
         let (name, path, force, batch) = (self.name, self.dataset, self.force, self.batchSize)
         try await runReporting {
-            let entries = try Self.readDataset(path)
+            let entries = try Self.readDataset(path, chat: chat)
             let showBar = !g.json && isatty(2) != 0
             try await withClient(g) { client in
                 let request = Repeng_V1_TrainRequest.with {
@@ -375,6 +385,8 @@ struct Train: AsyncParsableCommand {
                     $0.layers = layerList
                     $0.overwrite = force
                     $0.batchSize = batch
+                    $0.chat = chat
+                    $0.chatFormat = chatFormat
                 }
                 let result = try await client.train(request, options: g.streamOptions) { response in
                     var result: Repeng_V1_TrainResult?
@@ -409,8 +421,9 @@ struct Train: AsyncParsableCommand {
         return "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] \(done)/\(total)"
     }
 
-    /// Reads a dataset file: a JSON array of {"positive": string, "negative": string}.
-    static func readDataset(_ path: String) throws -> [Repeng_V1_DatasetEntry] {
+    /// Reads a dataset file: a JSON array of {"positive": string, "negative": string}, with
+    /// `chat` also an optional "reply" string per entry.
+    static func readDataset(_ path: String, chat: Bool) throws -> [Repeng_V1_DatasetEntry] {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw fail("cannot read dataset \(path)", ExitStatus.notFound)
         }
@@ -421,7 +434,17 @@ struct Train: AsyncParsableCommand {
             guard let o = item as? [String: Any], let p = o["positive"] as? String, let n = o["negative"] as? String else {
                 throw fail("dataset \(path), element \(i): expected {\"positive\": string, \"negative\": string}", ExitStatus.invalidArgument)
             }
-            return .with { $0.positive = p; $0.negative = n }
+            var reply = ""
+            if let r = o["reply"] {
+                guard chat else {
+                    throw fail("dataset \(path), element \(i) has a \"reply\"; pass --chat to lay the pairs out as chats", ExitStatus.invalidArgument)
+                }
+                guard let r = r as? String else {
+                    throw fail("dataset \(path), element \(i): \"reply\" must be a string", ExitStatus.invalidArgument)
+                }
+                reply = r
+            }
+            return .with { $0.positive = p; $0.negative = n; $0.reply = reply }
         }
     }
 }

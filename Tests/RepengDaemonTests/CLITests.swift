@@ -130,6 +130,17 @@ final class CLITests: XCTestCase {
             XCTAssertEqual(r.status, 65, r.stderr)
             r = try await run(["--socket", S, "generate", ""])
             XCTAssertEqual(r.status, 65, r.stderr)
+            // A chat dataset: persona messages and replies, laid out by the model's template.
+            let chatFile = dirs.root + "/chat.json"
+            try Data(#"[{"positive": "Act as if you're extremely happy.", "negative": "Act as if you're extremely sad.", "reply": "I think"}, {"positive": "Act as if you're extremely joyful.", "negative": "Act as if you're extremely depressed.", "reply": "Today"}]"#.utf8)
+                .write(to: URL(fileURLWithPath: chatFile))
+            r = try await run(["--socket", S, "train", "chat-happy", "--chat", "--dataset", chatFile, "--layers", "-1"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertEqual(try ControlVector.load(path: dirs.vectors + "/chat-happy.gguf").layers, [29])
+            r = try await run(["--socket", S, "train", "chat-happy2", "--dataset", chatFile, "--layers", "-1"])
+            XCTAssertEqual(r.status, 65, r.stderr)
+            XCTAssertTrue(r.stderr.contains("--chat"), r.stderr)
+            XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
             r = try await run(["--socket", dirs.root + "/none.sock", "status"])
             XCTAssertEqual(r.status, 69, r.stderr)
             XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)

@@ -56,6 +56,63 @@ final class HFFolderTests: XCTestCase {
         }
     }
 
+    // MARK: RoPE scaling
+
+    private struct RopeFixture: Decodable {
+        let ids: [Int32]
+        let frequency_factors: [Float]
+        let hidden: [[[Float]]]
+        let logits: [[Float]]
+        let logits_without_scaling: [[Float]]
+    }
+
+    /// Llama 3 RoPE scaling (`rope_type` llama3) against transformers, in the v5 layout
+    /// transformers wrote (`rope_parameters`) and the v4 one published Llama 3.x folders carry
+    /// (`rope_theta` + `rope_scaling`); the per-frequency factors as llama.cpp's `rope_freqs`.
+    func testLlama3RopeScaling() throws {
+        let dir = folder("llama3-rope")
+        let fixture = try JSONDecoder().decode(RopeFixture.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/expected.json")))
+        let v5 = try HFConfig(path: dir + "/config.json")
+        let factors = try XCTUnwrap(try v5.ropeFrequencyFactors(config: try LlamaArchitecture.config(hf: v5)))
+        XCTAssertLessThan(relativeError(factors, fixture.frequency_factors), 1e-6)
+
+        // The same folder with a v4 config.json.
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("llama3-rope-v4-\(getpid())")
+        try? FileManager.default.removeItem(at: tmp)
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        try FileManager.default.copyItem(atPath: dir + "/model.safetensors", toPath: tmp.path + "/model.safetensors")
+        var config = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/config.json"))) as? [String: Any])
+        var rope = try XCTUnwrap(config.removeValue(forKey: "rope_parameters") as? [String: Any])
+        config["rope_theta"] = rope.removeValue(forKey: "rope_theta")
+        config["rope_scaling"] = rope
+        try JSONSerialization.data(withJSONObject: config).write(to: tmp.appendingPathComponent("config.json"))
+
+        for path in [dir, tmp.path] {
+            let m = try loadModel(path: path)
+            let opts = ForwardOptions(hiddenStates: Array(0...m.config.blockCount), hiddenPositions: .all, logits: .all)
+            let out = try m.forward([SequenceInput(tokens: fixture.ids)], options: opts, workspace: ForwardWorkspace())[0]
+            var worst: Float = 0
+            for (i, h) in fixture.hidden.enumerated() { worst = max(worst, relativeError(out.hidden[i] ?? [], h.flatMap { $0 })) }
+            let logits = relativeError(out.logits, fixture.logits.flatMap { $0 })
+            let unscaled = relativeError(out.logits, fixture.logits_without_scaling.flatMap { $0 })
+            print("llama3 RoPE scaling (\(path == dir ? "v5" : "v4") config), 48 tokens: hidden states max relative error \(worst), "
+                  + "logits \(logits) (without the scaling the logits would differ by \(unscaled))")
+            XCTAssertLessThan(worst, 1e-5)
+            XCTAssertLessThan(logits, 1e-5)
+            XCTAssertGreaterThan(unscaled, 1e-2)
+        }
+
+        // Incomplete or unknown scaling is refused with the key named.
+        var bad = config
+        bad["rope_scaling"] = ["rope_type": "llama3", "factor": 8.0]
+        try JSONSerialization.data(withJSONObject: bad).write(to: tmp.appendingPathComponent("config.json"))
+        XCTAssertThrowsError(try loadModel(path: tmp.path)) { XCTAssertTrue("\($0)".contains("low_freq_factor"), "\($0)") }
+        bad["rope_scaling"] = ["rope_type": "yarn", "factor": 4.0]
+        try JSONSerialization.data(withJSONObject: bad).write(to: tmp.appendingPathComponent("config.json"))
+        XCTAssertThrowsError(try loadModel(path: tmp.path)) { XCTAssertTrue("\($0)".contains("RoPE type 'yarn'"), "\($0)") }
+    }
+
     // MARK: Sharded, BF16 and F16 checkpoints
 
     private struct Variant: Decodable {

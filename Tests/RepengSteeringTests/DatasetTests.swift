@@ -1,6 +1,7 @@
 // Dataset builder (repeng's make_dataset recipe), chat formats, default suffixes and JSON loading.
 import Foundation
 import XCTest
+import RepengEngine
 @testable import RepengSteering
 
 final class DatasetTests: XCTestCase {
@@ -51,6 +52,51 @@ final class DatasetTests: XCTestCase {
                                      negativePersonas: ["cruel"], suffixes: ["Hello", "Well,"], format: .chatML)
         XCTAssertEqual(ds.count, 2)
         XCTAssertEqual(ds[1].negative, "<|im_start|>user\nPretend you're cruel.<|im_end|>\n<|im_start|>assistant\nWell,")
+    }
+
+    /// Chat datasets laid out by a model's own template: SmolLM2's (with its default system prompt)
+    /// (whose BOS, `<|im_start|>`, the tokenizer does not add, so the text keeps it) and Gemma-3's,
+    /// whose template writes the BOS its tokenizer adds: the text leaves it out, so encoding with the
+    /// tokenizer's defaults writes it once and gives the ids of the template's output plus the reply.
+    func testChatDatasetsUseTheModelsTemplate() throws {
+        let smol = try loadModel(path: try SteeringTestSupport.modelPath())
+        let tok = try XCTUnwrap(smol.tokenizer)
+        let ds = try makeChatDataset(template: "Pretend you're {persona}.", positivePersonas: ["kind"],
+                                     negativePersonas: ["cruel"], suffixes: ["Hello", "Well,"], model: smol)
+        let rendered = try ChatTemplate(source: try XCTUnwrap(tok.chatTemplate))
+            .render(messages: [ChatMessage(role: "user", content: "Pretend you're cruel.")], addGenerationPrompt: true)
+        XCTAssertEqual(ds[1].negative, rendered + "Well,")
+        XCTAssertTrue(ds[1].negative.hasPrefix("<|im_start|>system\n"), ds[1].negative)
+
+        let gemmaTemplate = try String(contentsOf: SteeringTestSupport.packageRoot
+            .appendingPathComponent("Tests/RepengEngineTests/Fixtures/chat/gemma3.jinja"), encoding: .utf8)
+        let gemma = try loadModel(path: try SteeringTestSupport.modelPath("gemma-3-270m-q4_k_m.gguf"))
+        let gtok = try XCTUnwrap(gemma.tokenizer)
+        let bos = try XCTUnwrap(gtok.bosID)
+        let layout = ChatLayout(template: try ChatTemplate(source: gemmaTemplate), bosToken: "<bos>", eosToken: "<eos>",
+                                tokenizerAddsBOS: true)
+        let text = try layout.datasetText(instruction: "Be happy.", reply: "I think")
+        XCTAssertEqual(text, "<start_of_turn>user\nBe happy.<end_of_turn>\n<start_of_turn>model\nI think")
+        let ids = gtok.encode(text, addSpecial: true)
+        XCTAssertEqual(ids.filter { $0 == bos }.count, 1)
+        let prompt = try layout.prompt([ChatMessage(role: "user", content: "Be happy.")])
+        XCTAssertFalse(prompt.addSpecialTokens)
+        XCTAssertEqual(ids, gtok.encode(prompt.text + "I think", addSpecial: false))
+
+        // A model without a template: a clear error, unless a format is named.
+        let folder = SteeringTestSupport.packageRoot.appendingPathComponent("Tests/RepengEngineTests/Fixtures/hf/qwen2").path
+        let tiny = try loadModel(path: folder)
+        XCTAssertThrowsError(try makeChatDataset(template: "{persona}", positivePersonas: ["a"], negativePersonas: ["b"],
+                                                 suffixes: ["x"], model: tiny)) { error in
+            XCTAssertEqual(error as? ChatError, .noTemplate)
+            XCTAssertTrue("\(error)".contains("name a chat format"), "\(error)")
+        }
+        XCTAssertThrowsError(try ChatLayout(tokenizer: gtok, format: "llama9")) { error in
+            XCTAssertEqual(error as? ChatError, .unknownFormat("llama9"))
+        }
+        XCTAssertThrowsError(try ChatLayout(format: .chatML).prompt([ChatMessage(role: "tool", content: "x")])) { error in
+            XCTAssertEqual(error as? ChatError, .badRole(index: 0, role: "tool"))
+        }
     }
 
     func testDefaultSuffixes() {

@@ -4,7 +4,9 @@
 Run by hand in the reference venv (see scripts/reference/README.md):
     python scripts/bench/bench_transformers.py .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf \
         --threads 2 [--swift-json bench.json]
-With --swift-json (the output of `repeng-bench MODEL --json`) it prints the ratios as well.
+MODEL is a GGUF file or a Hugging Face folder. With --swift-json (the output of
+`repeng-bench MODEL --json`) it prints the ratios as well; --load-only stops after loading
+(load time and peak RSS).
 """
 import argparse
 import json
@@ -24,15 +26,26 @@ def main():
     ap.add_argument("--batch", type=int, default=32, help="strings per padded batch for extraction")
     ap.add_argument("--swift-json")
     ap.add_argument("--skip-decode", action="store_true")
+    ap.add_argument("--load-only", action="store_true", help="load the model, report load time and peak RSS, stop")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    d, f = os.path.split(os.path.abspath(a.model))
+    if os.path.isdir(a.model):
+        d, kw = a.model, {}
+    else:
+        d, f = os.path.split(os.path.abspath(a.model))
+        kw = {"gguf_file": f}
     res = {}
 
     t = time.perf_counter()
-    tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
-    model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(d, **kw)
+    model = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32, **kw).eval()
     res["load_s"] = time.perf_counter() - t
+    if a.load_only:
+        res["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"transformers {__import__('transformers').__version__}, torch {torch.__version__}, load only")
+        for k, v in res.items():
+            print(f"{k:34s} {v:10.2f}")
+        return
     strings = json.load(open(a.strings))
 
     with torch.inference_mode():

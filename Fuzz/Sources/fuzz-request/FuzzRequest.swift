@@ -1,7 +1,7 @@
 // Fuzz target: the daemon's request messages as they arrive over gRPC (SwiftProtobuf binary
 // decoding of every repeng.v1 request and the health check), then what a request reaches
 // through public API without a running daemon:
-// - vector and model names (`VectorName.isValid`), chat rendering (`renderChat`, `ChatFormat`),
+// - vector and model names (`VectorName.isValid`), chat rendering (`ChatLayout`, `ChatFormat`),
 //   tokenization of prompts, chats, Tokenize texts and training texts (a small built-in
 //   byte-level BPE vocabulary, plus the tokenizers of the model files in $REPENG_FUZZ_MODELS,
 //   which scripts/fuzz.sh points at .cache/models);
@@ -174,7 +174,8 @@ func generate(_ r: Repeng_V1_GenerateRequest) {
             text = p
         case .chat(let chat)?:
             do {
-                text = try renderChat(chat.messages.map { ($0.role, $0.content) }, format: ChatFormat.detect(tokenizer: tok))
+                text = try ChatLayout(format: ChatFormat.detect(tokenizer: tok))
+                    .prompt(chat.messages.map { ChatMessage(role: $0.role, content: $0.content) }).text
             } catch {
                 _ = rpcError(error)
                 continue

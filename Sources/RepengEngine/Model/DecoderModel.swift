@@ -95,7 +95,7 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
         let hasTokenizer = FileManager.default.fileExists(atPath: folder + "/tokenizer.json")
         try self.init(config: cfg, weights: weights, globals: globals, blocks: { family.hfBlockTensors($0, config: cfg) },
                       tokenizer: hasTokenizer ? makeTokenizer(huggingFaceFolder: folder) : nil, source: nil,
-                      fileWeightTypes: types, ropeFactors: nil)
+                      fileWeightTypes: types, ropeFactors: try hf.ropeFrequencyFactors(config: cfg))
     }
 
     /// Builds a model from explicit f32 weights (tests and synthetic configurations).

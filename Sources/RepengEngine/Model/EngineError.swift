@@ -23,7 +23,7 @@ public enum EngineError: Error, CustomStringConvertible, Equatable {
         case .unsupportedArchitecture(let a):
             return "unsupported model architecture '\(a)' (supported: \(Architectures.supported.joined(separator: ", ")))"
         case .unsupportedHFModelType(let t):
-            return "unsupported model_type '\(quotedName(t))' in config.json (supported: \(Architectures.supportedHF.joined(separator: ", ")))"
+            return "unsupported model_type '\(quoted(t))' in config.json (supported: \(Architectures.supportedHF.joined(separator: ", ")))"
         case .unsupported(let what): return "unsupported: \(what)"
         case .badConfig(let m): return "bad model configuration: \(m)"
         case .missingTensor(let n): return "model file has no tensor '\(n)'"

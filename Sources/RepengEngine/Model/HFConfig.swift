@@ -1,6 +1,8 @@
 // config.json of a Hugging Face model folder (transformers PretrainedConfig, v4 and v5 layouts),
 // read into the same `ModelConfig` the GGUF path fills.
 
+import Foundation
+
 /// A folder's config.json with typed, checked access. Keys are those transformers writes;
 /// `rope_theta` and `rope_scaling` (v4) or `rope_parameters` (v5, per layer type for Gemma-3).
 struct HFConfig {
@@ -104,6 +106,37 @@ struct HFConfig {
     }
 }
 
+extension HFConfig {
+    /// The per-frequency divisors of Llama 3 RoPE scaling (`rope_type` "llama3": `factor`,
+    /// `low_freq_factor`, `high_freq_factor`, `original_max_position_embeddings`), as llama.cpp
+    /// stores them in `rope_freqs.weight` and transformers applies them to the inverse
+    /// frequencies: wavelengths shorter than original / high_freq_factor keep their frequency,
+    /// longer than original / low_freq_factor are divided by `factor`, and those between are
+    /// interpolated. Nil for every other RoPE type.
+    func ropeFrequencyFactors(config cfg: ModelConfig) throws -> [Float]? {
+        let rope = try rope()
+        guard rope["rope_type"]?.string == "llama3" else { return nil }
+        func need(_ key: String) throws -> Float {
+            guard let v = try optionalFloat(key, in: rope) else { throw fail("rope_scaling.\(key)", "is missing (rope_type llama3)") }
+            guard v.isFinite, v > 0 else { throw fail("rope_scaling.\(key)", "must be a positive number") }
+            return v
+        }
+        let factor = try need("factor"), low = try need("low_freq_factor"), high = try need("high_freq_factor")
+        let original = try need("original_max_position_embeddings")
+        guard high > low else { throw fail("rope_scaling.high_freq_factor", "must be greater than low_freq_factor") }
+        let lowWavelength = original / low, highWavelength = original / high
+        let base = Double(cfg.ropeBase), d = cfg.ropeDim
+        return (0..<(d / 2)).map { i in
+            let inverse = 1 / Float(Foundation.pow(base, Double(2 * i) / Double(d)))
+            let wavelength = 2 * Float.pi / inverse
+            if wavelength < highWavelength { return 1 }
+            if wavelength > lowWavelength { return factor }
+            let smooth = (original / wavelength - low) / (high - low)
+            return 1 / ((1 - smooth) / factor + smooth)
+        }
+    }
+}
+
 extension ModelConfig {
     /// The keys every family shares (transformers' Llama names), with llama's defaults; the
     /// architecture adjusts the rest and calls `validate()`.
@@ -131,7 +164,9 @@ extension ModelConfig {
         switch rope["rope_type"]?.string ?? "default" {
         case "default": break
         case "linear": ropeLinearFactor = try hf.optionalFloat("factor", in: rope) ?? 1
-        case let other: throw EngineError.unsupported("RoPE type '\(quotedName(other))' in \(hf.path)")
+        case "llama3": break  // per-frequency factors: HFConfig.ropeFrequencyFactors
+        case let other:
+            throw EngineError.unsupported("RoPE type '\(quoted(other))' in \(hf.path) (supported: default, linear, llama3)")
         }
         // Hugging Face weights are not permuted: every family rotates the two halves of a head.
         ropeInterleaved = false

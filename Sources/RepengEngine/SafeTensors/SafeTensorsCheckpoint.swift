@@ -42,7 +42,7 @@ public final class SafeTensorsCheckpoint: @unchecked Sendable {
         } else {
             for (tensor, shard) in wanted {
                 guard let t = files[shard].tensor(named: tensor) else {
-                    throw .badIndex(path: indexPath, reason: "tensor '\(quotedName(tensor))' is not in its shard \(quotedName(names[shard]))")
+                    throw .badIndex(path: indexPath, reason: "tensor '\(quoted(tensor))' is not in its shard \(quoted(names[shard]))")
                 }
                 location[tensor] = (shard, t)
             }
@@ -62,12 +62,12 @@ public final class SafeTensorsCheckpoint: @unchecked Sendable {
         let json: JSONValue
         do { json = try JSONReader.parse(bytes) } catch { throw .badIndex(path: path, reason: "not valid JSON: \(error)") }
         guard let map = json["weight_map"]?.object else { throw .badIndex(path: path, reason: "no weight_map object") }
-        if let dup = map.firstDuplicateKey { throw .badIndex(path: path, reason: "weight_map names '\(quotedName(dup))' twice") }
+        if let dup = map.firstDuplicateKey { throw .badIndex(path: path, reason: "weight_map names '\(quoted(dup))' twice") }
         var out: [(String, String)] = []
         for (tensor, v) in map.pairs {
-            guard let shard = v.string else { throw .badIndex(path: path, reason: "weight_map['\(quotedName(tensor))'] is \(v.kind), not a file name") }
+            guard let shard = v.string else { throw .badIndex(path: path, reason: "weight_map['\(quoted(tensor))'] is \(v.kind), not a file name") }
             guard isPlainFileName(shard) else {
-                throw .badIndex(path: path, reason: "shard '\(quotedName(shard))' is not a file name in the folder")
+                throw .badIndex(path: path, reason: "shard '\(quoted(shard))' is not a file name in the folder")
             }
             out.append((tensor, shard))
         }

@@ -84,25 +84,19 @@ public enum SafeTensorsError: Error, Sendable, Equatable, CustomStringConvertibl
             return "safetensors header length \(n) is out of range (2...\(SafeTensorsFile.maxHeaderBytes), file of \(size) bytes)"
         case let .headerJSON(e): return "safetensors header is not valid JSON: \(e)"
         case let .headerNotObject(found): return "safetensors header is \(found), not a JSON object"
-        case let .badEntry(t, reason): return "safetensors tensor '\(quotedName(t))': \(reason)"
-        case let .unknownDType(t, d): return "safetensors tensor '\(quotedName(t))' has unknown dtype '\(quotedName(d))'"
+        case let .badEntry(t, reason): return "safetensors tensor '\(quoted(t))': \(reason)"
+        case let .unknownDType(t, d): return "safetensors tensor '\(quoted(t))' has unknown dtype '\(quoted(d))'"
         case let .sizeMismatch(t, expected, found):
             let e = expected.map(String.init) ?? "an overflowing size"
-            return "safetensors tensor '\(quotedName(t))': shape and dtype give \(e) bytes, its offsets \(found)"
-        case let .badOffsets(t, reason): return "safetensors tensor '\(quotedName(t))': \(reason)"
+            return "safetensors tensor '\(quoted(t))': shape and dtype give \(e) bytes, its offsets \(found)"
+        case let .badOffsets(t, reason): return "safetensors tensor '\(quoted(t))': \(reason)"
         case let .trailingBytes(n): return "safetensors file has \(n) bytes after its last tensor"
-        case let .duplicateTensor(t): return "safetensors header names tensor '\(quotedName(t))' twice"
+        case let .duplicateTensor(t): return "safetensors header names tensor '\(quoted(t))' twice"
         case let .badMetadata(reason): return "safetensors __metadata__: \(reason)"
         case let .badIndex(path, reason): return "safetensors index \(path): \(reason)"
-        case let .missingTensor(t): return "no tensor '\(quotedName(t))' in the safetensors files"
+        case let .missingTensor(t): return "no tensor '\(quoted(t))' in the safetensors files"
         }
     }
-}
-
-/// At most 200 characters of a name from a file, for messages.
-func quotedName(_ s: String) -> String {
-    let cut = s.count > 200 ? String(s.prefix(200)) + "…" : s
-    return cut.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "\\u{\(String($0.value, radix: 16))}" : String($0) }.joined()
 }
 
 /// A parsed safetensors file, memory-mapped read-only; tensor bytes are served from the mapping.
@@ -230,7 +224,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
             if name == "__metadata__" {
                 guard let m = entry.object else { throw .badMetadata("is \(entry.kind), not an object") }
                 for (k, v) in m.pairs {
-                    guard let s = v.string else { throw .badMetadata("'\(quotedName(k))' is \(v.kind), not a string") }
+                    guard let s = v.string else { throw .badMetadata("'\(quoted(k))' is \(v.kind), not a string") }
                     metadata[k] = s
                 }
                 continue

@@ -235,6 +235,10 @@ public nonisolated struct Repeng_V1_DatasetEntry: Sendable {
   /// The same text seen through the negative persona.
   public var negative: String = String()
 
+  /// With TrainRequest.chat: the start of the assistant's reply, written after the generation
+  /// prompt that follows each user message (the suffix of repeng's chat datasets).
+  public var reply: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -265,6 +269,15 @@ public nonisolated struct Repeng_V1_TrainRequest: Sendable {
 
   /// Most texts per forward pass; 0 for the default (32).
   public var batchSize: UInt32 = 0
+
+  /// Lay each entry out as a chat: positive and negative are the user message, reply the start of
+  /// the assistant's answer, laid out by the model's own chat template (or chat_format). A BOS the
+  /// template writes is written once, by the tokenizer, as for plain dataset texts.
+  public var chat: Bool = false
+
+  /// With chat: "chatml", "gemma" or "plain" instead of the model's template; empty for the
+  /// template (a model without one gets INVALID_ARGUMENT).
+  public var chatFormat: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1071,7 +1084,7 @@ nonisolated extension Repeng_V1_Control: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Repeng_V1_DatasetEntry: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DatasetEntry"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}positive\0\u{1}negative\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}positive\0\u{1}negative\0\u{1}reply\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1081,6 +1094,7 @@ nonisolated extension Repeng_V1_DatasetEntry: SwiftProtobuf.Message, SwiftProtob
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.positive) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.negative) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.reply) }()
       default: break
       }
     }
@@ -1093,12 +1107,16 @@ nonisolated extension Repeng_V1_DatasetEntry: SwiftProtobuf.Message, SwiftProtob
     if !self.negative.isEmpty {
       try visitor.visitSingularStringField(value: self.negative, fieldNumber: 2)
     }
+    if !self.reply.isEmpty {
+      try visitor.visitSingularStringField(value: self.reply, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Repeng_V1_DatasetEntry, rhs: Repeng_V1_DatasetEntry) -> Bool {
     if lhs.positive != rhs.positive {return false}
     if lhs.negative != rhs.negative {return false}
+    if lhs.reply != rhs.reply {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1106,7 +1124,7 @@ nonisolated extension Repeng_V1_DatasetEntry: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Repeng_V1_TrainRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TrainRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}model\0\u{1}name\0\u{1}dataset\0\u{1}method\0\u{1}layers\0\u{1}overwrite\0\u{3}batch_size\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}model\0\u{1}name\0\u{1}dataset\0\u{1}method\0\u{1}layers\0\u{1}overwrite\0\u{3}batch_size\0\u{1}chat\0\u{3}chat_format\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1121,6 +1139,8 @@ nonisolated extension Repeng_V1_TrainRequest: SwiftProtobuf.Message, SwiftProtob
       case 5: try { try decoder.decodeRepeatedInt32Field(value: &self.layers) }()
       case 6: try { try decoder.decodeSingularBoolField(value: &self.overwrite) }()
       case 7: try { try decoder.decodeSingularUInt32Field(value: &self.batchSize) }()
+      case 8: try { try decoder.decodeSingularBoolField(value: &self.chat) }()
+      case 9: try { try decoder.decodeSingularStringField(value: &self.chatFormat) }()
       default: break
       }
     }
@@ -1148,6 +1168,12 @@ nonisolated extension Repeng_V1_TrainRequest: SwiftProtobuf.Message, SwiftProtob
     if self.batchSize != 0 {
       try visitor.visitSingularUInt32Field(value: self.batchSize, fieldNumber: 7)
     }
+    if self.chat != false {
+      try visitor.visitSingularBoolField(value: self.chat, fieldNumber: 8)
+    }
+    if !self.chatFormat.isEmpty {
+      try visitor.visitSingularStringField(value: self.chatFormat, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1159,6 +1185,8 @@ nonisolated extension Repeng_V1_TrainRequest: SwiftProtobuf.Message, SwiftProtob
     if lhs.layers != rhs.layers {return false}
     if lhs.overwrite != rhs.overwrite {return false}
     if lhs.batchSize != rhs.batchSize {return false}
+    if lhs.chat != rhs.chat {return false}
+    if lhs.chatFormat != rhs.chatFormat {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

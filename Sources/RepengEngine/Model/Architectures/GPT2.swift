@@ -76,7 +76,7 @@ extension GPT2Architecture {
             guard value == published else { throw EngineError.unsupported("GPT-2 with \(key) = \(value) (\(hf.path))") }
         }
         if let act = try hf.optionalString("activation_function"), act != "gelu_new", act != "gelu_pytorch_tanh" {
-            throw EngineError.unsupported("GPT-2 activation '\(quotedName(act))' (only gelu_new)")
+            throw EngineError.unsupported("GPT-2 activation '\(quoted(act))' (only gelu_new)")
         }
         c.normalization = .layer
         c.positionEncoding = .learned
