@@ -236,10 +236,12 @@ do {
 /// scripts/bench/bench_repeng.py.
 @MainActor func benchTraining(_ model: any LanguageModel) throws {
     let suffixCount = (opt.pairs + 1) / 2
+    // A built-in layout (no default system prompt), so the texts stay those of the recorded runs.
+    guard let tokenizer = model.tokenizer else { throw ControlError.noTokenizer }
     let dataset = Array(try makeChatDataset(
         template: "Act as if you're extremely {persona}.",
         positivePersonas: ["happy", "joyful"], negativePersonas: ["sad", "depressed"],
-        suffixes: Array(defaultSuffixes.prefix(suffixCount)), model: model).prefix(opt.pairs))
+        suffixes: Array(defaultSuffixes.prefix(suffixCount)), layout: ChatLayout(format: ChatFormat.detect(tokenizer: tokenizer))).prefix(opt.pairs))
     if let path = opt.dumpDataset {
         try encodeDataset(dataset).write(to: URL(fileURLWithPath: path))
     }

@@ -47,8 +47,7 @@ do {
 
     // The model's own chat template; a model without one gets the layout its special tokens suggest.
     guard let tokenizer = model.tokenizer else { die("\(modelPath) has no tokenizer") }
-    let layout = tokenizer.chatTemplate != nil
-        ? try ChatLayout(modelTemplateOf: tokenizer) : ChatLayout(format: ChatFormat.detect(tokenizer: tokenizer))
+    let layout = try ChatLayout.preferred(for: tokenizer)
     let dataset = try makeChatDataset(
         template: "Act as if you're extremely {persona}.",
         positivePersonas: ["happy", "joyful"], negativePersonas: ["sad", "depressed"],

@@ -92,6 +92,12 @@ public struct ChatLayout: Sendable {
                   tokenizerAddsBOS: addsBOS)
     }
 
+    /// The tokenizer's own template when it has one, else the built-in format its special
+    /// tokens suggest (`ChatFormat.detect`; plain for base models).
+    public static func preferred(for tokenizer: any Tokenizer) throws -> ChatLayout {
+        tokenizer.chatTemplate != nil ? try ChatLayout(modelTemplateOf: tokenizer) : ChatLayout(format: ChatFormat.detect(tokenizer: tokenizer))
+    }
+
     /// The layout a request names: `format` empty for the model's own template, else a built-in
     /// format by name ("chatml", "gemma", "plain").
     public init(tokenizer: any Tokenizer, format: String) throws {
