@@ -4,14 +4,11 @@ import PackageDescription
 // Release builds: only the hot kernels (RepengKernels: pointer arithmetic over buffers whose
 // sizes the engine checked) drop overflow and bounds traps. Everything that reads files or
 // requests — GGUF, tokenizers, vector files, datasets, the daemon — keeps them.
-// On x86-64, AVX2/FMA-class vector code for the SIMD kernels.
-#if arch(x86_64)
-let kernelFlags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"], .when(configuration: .release))]
-let engineFlags: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"], .when(configuration: .release))]
-#else
+// Nothing is compiled for one CPU: the binaries run on any x86-64. The multiply-accumulate
+// kernels are C (CKernelSupport/dispatch.c), built for a portable baseline, AVX2+FMA and
+// AVX-512F, and chosen at run time.
 let kernelFlags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
 let engineFlags: [SwiftSetting] = []
-#endif
 
 let package = Package(
     name: "repengd",
@@ -43,7 +40,8 @@ let package = Package(
             path: "Sources/CBLAS",
             providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
         ),
-        .target(name: "CKernelSupport", path: "Sources/CKernelSupport"),
+        // Optimized in every configuration: debug test runs use these kernels too.
+        .target(name: "CKernelSupport", path: "Sources/CKernelSupport", cSettings: [.unsafeFlags(["-O3", "-Wno-psabi"])]),
         .target(
             name: "RepengKernels",
             dependencies: ["CKernelSupport"],
@@ -61,7 +59,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "RepengBench",
-            dependencies: ["RepengEngine", "RepengSteering"],
+            dependencies: ["RepengEngine", "RepengKernels", "RepengSteering"],
             path: "Sources/RepengBench"
         ),
         .executableTarget(

@@ -11,4 +11,9 @@ if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
     if has avx512f avx512bw avx512dq avx512vl; then export OPENBLAS_CORETYPE=SkylakeX
     elif has avx2 fma; then export OPENBLAS_CORETYPE=Haswell; fi
 fi
-exec swift test -c release -Xswiftc -enable-testing "$@"
+build=(-c release -Xswiftc -enable-testing)
+swift build "${build[@]}" --build-tests
+# The binaries must run on any x86-64 CPU (AVX only in the kernels chosen at run time).
+bin="$(swift build "${build[@]}" --show-bin-path)"
+scripts/check-portable.sh "$bin/repengdPackageTests.xctest" "$bin/repengd" "$bin/repengctl" "$bin/repeng-bench"
+exec swift test "${build[@]}" --skip-build "$@"

@@ -1,2 +1,2 @@
-// Everything in this module is inline in include/kernel_support.h; SwiftPM needs one source.
+// The inline hints live in include/kernel_support.h; the dispatched kernels in dispatch.c.
 #include "kernel_support.h"

@@ -6,6 +6,7 @@
 //   repeng-bench MODEL.gguf --prefill-chunks 0,64,256 [--prompt-tokens N]  (a long prompt run in chunks)
 import Foundation
 import RepengEngine
+import RepengKernels
 import RepengSteering
 
 struct Options {
@@ -108,7 +109,7 @@ do {
     let t0 = now()
     let model = try loadModel(path: opt.model)
     report("load_s", now() - t0, "s")
-    if !opt.json { print("OpenBLAS kernels: \(BLAS.coreName), \(BLAS.threads) thread(s)") }
+    if !opt.json { print("OpenBLAS kernels: \(BLAS.coreName), \(BLAS.threads) thread(s); engine kernels: \(Kernels.level)") }
     guard let tok = model.tokenizer else { fail(EngineError.invalidArgument("model has no tokenizer")) }
     if opt.kernels {
         try benchKernels(model, tokenizer: tok)

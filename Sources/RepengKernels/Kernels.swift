@@ -1,6 +1,7 @@
 // Element-wise kernels of the forward pass (RMSNorm, LayerNorm, RoPE, SwiGLU, GeGLU, GELU, soft-capping, softmax,
 // steering), each
 // with a plain reference path beside the SIMD path; the tests check one against the other.
+import CKernelSupport
 import Foundation
 
 /// Element-wise kernels over rows of f32 values. `fast` paths use SIMD; `reference` paths are
@@ -421,66 +422,19 @@ public enum Kernels {
         q: UnsafePointer<Float>, ldq: Int, rows: Int, visible: Int,
         keysT: UnsafePointer<Float>, ldk: Int, values: UnsafePointer<Float>, ldv: Int,
         headDim: Int, scale: Float, scores: UnsafeMutablePointer<Float>,
-        out: UnsafeMutablePointer<Float>, ldo: Int
+        out: UnsafeMutablePointer<Float>, ldo: Int, level: KernelLevel = Kernels.level
     ) {
         // Rows past `rows` repeat the last row; their results are not stored.
         let last = rows - 1
-        let q0 = q, q1 = q + ldq * min(1, last), q2 = q + ldq * min(2, last)
-        let q3 = q + ldq * min(3, last), q4 = q + ldq * min(4, last), q5 = q + ldq * min(5, last)
-        let s0 = scores, s1 = scores + ldk, s2 = scores + 2 * ldk
-        let s3 = scores + 3 * ldk, s4 = scores + 4 * ldk, s5 = scores + 5 * ldk
         let keys = visible + last
-
         // Scores, 16 keys at a time: one packed key row against six broadcast query values.
-        var j = 0
-        while j < keys {
-            var a0 = SIMD16<Float>(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0
-            var kp = keysT + j
-            for d in 0..<headDim {
-                let k = UnsafeRawPointer(kp).loadUnaligned(as: SIMD16<Float>.self)
-                a0 = a0.addingProduct(k, SIMD16(repeating: q0[d]))
-                a1 = a1.addingProduct(k, SIMD16(repeating: q1[d]))
-                a2 = a2.addingProduct(k, SIMD16(repeating: q2[d]))
-                a3 = a3.addingProduct(k, SIMD16(repeating: q3[d]))
-                a4 = a4.addingProduct(k, SIMD16(repeating: q4[d]))
-                a5 = a5.addingProduct(k, SIMD16(repeating: q5[d]))
-                kp += ldk
-            }
-            UnsafeMutableRawPointer(s0 + j).storeBytes(of: a0 * scale, as: SIMD16<Float>.self)
-            UnsafeMutableRawPointer(s1 + j).storeBytes(of: a1 * scale, as: SIMD16<Float>.self)
-            UnsafeMutableRawPointer(s2 + j).storeBytes(of: a2 * scale, as: SIMD16<Float>.self)
-            UnsafeMutableRawPointer(s3 + j).storeBytes(of: a3 * scale, as: SIMD16<Float>.self)
-            UnsafeMutableRawPointer(s4 + j).storeBytes(of: a4 * scale, as: SIMD16<Float>.self)
-            UnsafeMutableRawPointer(s5 + j).storeBytes(of: a5 * scale, as: SIMD16<Float>.self)
-            j += 16
-        }
+        repeng_causal_scores(level.rawValue, q, ldq, rows, keysT, ldk, keys, headDim, scale, scores)
         // Softmax per row over its visible keys; masked keys up to `keys` become exact zeros.
         for r in 0..<causalRowBlock {
             softmax(scores + r * ldk, n: keys, valid: visible + min(r, last))
         }
         // Weighted sums of values, 16 dimensions at a time.
-        var c = 0
-        while c < headDim {
-            var o0 = SIMD16<Float>(), o1 = o0, o2 = o0, o3 = o0, o4 = o0, o5 = o0
-            var vp = values + c
-            for j in 0..<keys {
-                let v = UnsafeRawPointer(vp).loadUnaligned(as: SIMD16<Float>.self)
-                o0 = o0.addingProduct(v, SIMD16(repeating: s0[j]))
-                o1 = o1.addingProduct(v, SIMD16(repeating: s1[j]))
-                o2 = o2.addingProduct(v, SIMD16(repeating: s2[j]))
-                o3 = o3.addingProduct(v, SIMD16(repeating: s3[j]))
-                o4 = o4.addingProduct(v, SIMD16(repeating: s4[j]))
-                o5 = o5.addingProduct(v, SIMD16(repeating: s5[j]))
-                vp += ldv
-            }
-            UnsafeMutableRawPointer(out + c).storeBytes(of: o0, as: SIMD16<Float>.self)
-            if rows > 1 { UnsafeMutableRawPointer(out + ldo + c).storeBytes(of: o1, as: SIMD16<Float>.self) }
-            if rows > 2 { UnsafeMutableRawPointer(out + 2 * ldo + c).storeBytes(of: o2, as: SIMD16<Float>.self) }
-            if rows > 3 { UnsafeMutableRawPointer(out + 3 * ldo + c).storeBytes(of: o3, as: SIMD16<Float>.self) }
-            if rows > 4 { UnsafeMutableRawPointer(out + 4 * ldo + c).storeBytes(of: o4, as: SIMD16<Float>.self) }
-            if rows > 5 { UnsafeMutableRawPointer(out + 5 * ldo + c).storeBytes(of: o5, as: SIMD16<Float>.self) }
-            c += 16
-        }
+        repeng_causal_values(level.rawValue, values, ldv, keys, scores, ldk, headDim, rows, out, ldo)
     }
 
     /// Reference causal attention for one query row: out = softmax(scale · K q) · V over the

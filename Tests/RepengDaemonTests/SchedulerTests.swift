@@ -70,7 +70,9 @@ final class SchedulerTests: XCTestCase {
         defer { scheduler.stop(cancelRunning: true) }
         let job = GenerationJob(request: try request("Once upon a time", maxTokens: 100))
         try scheduler.submit(job)
-        wait(5) { scheduler.load.active == 0 }
+        // Queued, then active (it stays active for at least slowReaderSeconds), then stopped.
+        wait(5) { scheduler.load.active == 1 }
+        wait(5) { scheduler.load.active == 0 && scheduler.load.queued == 0 }
         XCTAssertEqual(scheduler.load.active, 0, "a stream nobody reads was not stopped")
         var pieces = 0
         var failure: DaemonError?

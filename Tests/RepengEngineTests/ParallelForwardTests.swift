@@ -44,40 +44,43 @@ final class ParallelForwardTests: XCTestCase {
             for i in 0..<n { p[i] = Float(rng.nextUnit() * 2 - 1) * scale }
             return p
         }
-        for headDim in [16, 64] {
-            let ld = 3 * headDim + 5, ctx = 83
-            let keys = random(ctx * ld, 1), values = random(ctx * ld, 1), q = random(ctx * ld, 2)
-            let ldk = Kernels.packedKeyStride(ctx)
-            let packed = UnsafeMutablePointer<Float>.allocate(capacity: headDim * ldk)
-            packed.initialize(repeating: .nan, count: headDim * ldk)
-            Kernels.packKeysTransposed(keys, ld: ld, count: ctx, headDim: headDim, into: packed, stride: ldk)
-            let scores = UnsafeMutablePointer<Float>.allocate(capacity: Kernels.causalRowBlock * ldk)
-            let got = UnsafeMutablePointer<Float>.allocate(capacity: Kernels.causalRowBlock * headDim)
-            let want = UnsafeMutablePointer<Float>.allocate(capacity: headDim)
-            let single = UnsafeMutablePointer<Float>.allocate(capacity: headDim)
-            let scale = 1 / Float(headDim).squareRoot()
-            var worst: Float = 0
-            // Row blocks of every size, at the start, in the middle and at the end of the context.
-            for (first, rows) in [(0, 1), (0, 6), (3, 4), (40, 5), (77, 6), (80, 3), (82, 1), (10, 2)] {
-                Kernels.attendCausalRows(q: q + first * ld, ldq: ld, rows: rows, visible: first + 1,
-                                         keysT: packed, ldk: ldk, values: values, ldv: ld, headDim: headDim,
-                                         scale: scale, scores: scores, out: got, ldo: headDim)
-                for r in 0..<rows {
-                    let row = Array(UnsafeBufferPointer(start: got + r * headDim, count: headDim))
-                    Kernels.attendReference(q: q + (first + r) * ld, keys: keys, values: values, ld: ld,
-                                            count: first + r + 1, headDim: headDim, scale: scale, out: want)
-                    worst = max(worst, maxRelDiff(row, Array(UnsafeBufferPointer(start: want, count: headDim))))
-                    // The same row alone gives bit-identical values.
-                    Kernels.attendCausalRows(q: q + (first + r) * ld, ldq: ld, rows: 1, visible: first + r + 1,
+        let levels = KernelLevel.allCases.filter { $0.rawValue <= Kernels.supportedLevel.rawValue }
+        for level in levels {
+            for headDim in [16, 64] {
+                let ld = 3 * headDim + 5, ctx = 83
+                let keys = random(ctx * ld, 1), values = random(ctx * ld, 1), q = random(ctx * ld, 2)
+                let ldk = Kernels.packedKeyStride(ctx)
+                let packed = UnsafeMutablePointer<Float>.allocate(capacity: headDim * ldk)
+                packed.initialize(repeating: .nan, count: headDim * ldk)
+                Kernels.packKeysTransposed(keys, ld: ld, count: ctx, headDim: headDim, into: packed, stride: ldk)
+                let scores = UnsafeMutablePointer<Float>.allocate(capacity: Kernels.causalRowBlock * ldk)
+                let got = UnsafeMutablePointer<Float>.allocate(capacity: Kernels.causalRowBlock * headDim)
+                let want = UnsafeMutablePointer<Float>.allocate(capacity: headDim)
+                let single = UnsafeMutablePointer<Float>.allocate(capacity: headDim)
+                let scale = 1 / Float(headDim).squareRoot()
+                var worst: Float = 0
+                // Row blocks of every size, at the start, in the middle and at the end of the context.
+                for (first, rows) in [(0, 1), (0, 6), (3, 4), (40, 5), (77, 6), (80, 3), (82, 1), (10, 2)] {
+                    Kernels.attendCausalRows(q: q + first * ld, ldq: ld, rows: rows, visible: first + 1,
                                              keysT: packed, ldk: ldk, values: values, ldv: ld, headDim: headDim,
-                                             scale: scale, scores: scores, out: single, ldo: headDim)
-                    XCTAssertEqual(Array(UnsafeBufferPointer(start: single, count: headDim)), row,
-                                   "row \(first + r) alone vs in a block of \(rows)")
+                                             scale: scale, scores: scores, out: got, ldo: headDim, level: level)
+                    for r in 0..<rows {
+                        let row = Array(UnsafeBufferPointer(start: got + r * headDim, count: headDim))
+                        Kernels.attendReference(q: q + (first + r) * ld, keys: keys, values: values, ld: ld,
+                                                count: first + r + 1, headDim: headDim, scale: scale, out: want)
+                        worst = max(worst, maxRelDiff(row, Array(UnsafeBufferPointer(start: want, count: headDim))))
+                        // The same row alone gives bit-identical values.
+                        Kernels.attendCausalRows(q: q + (first + r) * ld, ldq: ld, rows: 1, visible: first + r + 1,
+                                                 keysT: packed, ldk: ldk, values: values, ldv: ld, headDim: headDim,
+                                                 scale: scale, scores: scores, out: single, ldo: headDim, level: level)
+                        XCTAssertEqual(Array(UnsafeBufferPointer(start: single, count: headDim)), row,
+                                       "\(level): row \(first + r) alone vs in a block of \(rows)")
+                    }
                 }
+                print("tiled causal kernel (\(level), headDim \(headDim)) vs scalar reference: max relative error \(worst)")
+                XCTAssertLessThan(worst, kernelTolerance)
+                for p in [keys, values, q, packed, scores, got, want, single] { p.deallocate() }
             }
-            print("tiled causal kernel (headDim \(headDim)) vs scalar reference: max relative error \(worst)")
-            XCTAssertLessThan(worst, kernelTolerance)
-            for p in [keys, values, q, packed, scores, got, want, single] { p.deallocate() }
         }
         // The vectorized softmax against the scalar one at lengths around the vector width.
         for (n, valid) in [(1, 1), (15, 15), (16, 16), (17, 17), (40, 33), (64, 64), (100, 1)] {

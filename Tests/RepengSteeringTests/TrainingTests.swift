@@ -38,7 +38,7 @@ func smallDataset(model: any LanguageModel, suffixCount: Int, personas: Int = 2)
     let pos = ["happy", "joyful", "cheerful", "delighted"], neg = ["sad", "miserable", "gloomy", "depressed"]
     return try makeChatDataset(template: "Act as if you're extremely {persona}.",
                                positivePersonas: Array(pos.prefix(personas)), negativePersonas: Array(neg.prefix(personas)),
-                               suffixes: Array(defaultSuffixes.prefix(suffixCount)), model: model)
+                               suffixes: Array(defaultSuffixes.prefix(suffixCount)), format: ChatFormat.detect(tokenizer: model.tokenizer))
 }
 
 func cosine(_ a: [Float], _ b: [Float]) -> Double {

@@ -1,4 +1,5 @@
-// Small CPU hints for the engine's Swift kernels that Swift itself does not expose.
+// Small CPU hints for the engine's Swift kernels that Swift itself does not expose, and the
+// multiply-accumulate kernels compiled per instruction-set level and chosen at run time.
 #ifndef REPENG_KERNEL_SUPPORT_H
 #define REPENG_KERNEL_SUPPORT_H
 
@@ -17,5 +18,38 @@ static inline void repeng_cpu_relax(void) {
     __asm__ __volatile__("yield");
 #endif
 }
+
+// MARK: Multiply-accumulate kernels, one per instruction-set level (dispatch.c)
+
+/// Instruction-set levels of the kernels in dispatch.c.
+enum {
+    /// Portable vector code (SSE2 on x86-64), multiply and add not fused.
+    REPENG_KERNELS_BASELINE = 0,
+    /// AVX2 with FMA, 8 lanes.
+    REPENG_KERNELS_AVX2 = 1,
+    /// AVX-512F, 16 lanes.
+    REPENG_KERNELS_AVX512 = 2,
+};
+
+/// The widest level this CPU runs.
+int repeng_kernels_supported(void);
+
+/// The level the engine uses: the supported one, or a lower one asked for by the environment
+/// variable REPENG_KERNELS (baseline, avx2, avx512). Read once.
+int repeng_kernels_level(void);
+
+/// y[i, j] (+)= sum_k x[i, k] * w[j, k] for i < n and row_begin <= j < row_end, at `level` (a
+/// level above the CPU's runs the CPU's). x rows `ldx` apart, y rows `ldy` apart, w rows `cols` apart.
+void repeng_streaming_product(int level, const float *x, long n, long ldx, const float *w, long cols, long row_begin,
+                              long row_end, float *y, long ldy, int accumulate);
+
+/// Scores of 6 query rows (rows past `rows` repeat the last) against `keys` keys packed
+/// transposed (`ldk` apart, `keys` rounded up to 16): scores[r * ldk + j] = scale * q[r] . k[j].
+void repeng_causal_scores(int level, const float *q, long ldq, long rows, const float *keysT, long ldk, long keys,
+                          long head_dim, float scale, float *scores);
+
+/// out[r] = sum_j scores[r * ldk + j] * values[j] for r < rows, `head_dim` a multiple of 16.
+void repeng_causal_values(int level, const float *values, long ldv, long keys, const float *scores, long ldk,
+                          long head_dim, long rows, float *out, long ldo);
 
 #endif
