@@ -7,6 +7,7 @@
 // on what else is in the batch. Levels differ from each other only by rounding (FMA, lane count).
 #include "kernel_support.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -356,4 +357,161 @@ void repeng_causal_values(int level, const float *values, long ldv, long keys, c
     }
 #endif
     causal_values_base(values, ldv, keys, scores, ldk, head_dim, rows, out, ldo);
+}
+
+// MARK: - Weights kept in their GGUF encoding (F16, BF16, Q4_0, Q4_1, Q8_0)
+
+/// IEEE half to float, by bits (no F16C needed).
+INLINE float half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else {  // subnormal: normalize
+            int e = -1;
+            do { e++; man <<= 1; } while (!(man & 0x400));
+            bits = sign | (uint32_t)(127 - 15 - e) << 23 | (man & 0x3FF) << 13;
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7F800000u | man << 13;
+    } else {
+        bits = sign | (exp + 127 - 15) << 23 | man << 13;
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+INLINE uint16_t load_u16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+
+typedef uint8_t u8x16 __attribute__((vector_size(16)));
+typedef int8_t i8x16 __attribute__((vector_size(16)));
+typedef uint16_t u16x16 __attribute__((vector_size(32)));
+typedef uint32_t u32x16 __attribute__((vector_size(64)));
+typedef float f32x16 __attribute__((vector_size(64)));
+
+/// One row of `cols` values (a multiple of the block size) from its encoding into f32, with the
+/// same arithmetic as the engine's Swift decoder (scale × quant (+ min), not fused).
+INLINE void dequant_row(int type, const uint8_t *src, long cols, float *dst) {
+    switch (type) {
+    case REPENG_QUANT_F16:
+        for (long i = 0; i < cols; i++) dst[i] = half_to_float(load_u16(src + 2 * i));
+        break;
+    case REPENG_QUANT_BF16:
+        for (long i = 0; i + 16 <= cols; i += 16) {
+            u16x16 h;
+            memcpy(&h, src + 2 * i, 32);
+            u32x16 bits = __builtin_convertvector(h, u32x16) << 16;
+            memcpy(dst + i, &bits, 64);
+        }
+        break;
+    case REPENG_QUANT_Q4_0:
+        for (long b = 0; b < cols / 32; b++, src += 18, dst += 32) {
+            const float d = half_to_float(load_u16(src));
+            u8x16 q;
+            memcpy(&q, src + 2, 16);
+            f32x16 lo = __builtin_convertvector(q & 0x0F, f32x16) - 8.0f, hi = __builtin_convertvector(q >> 4, f32x16) - 8.0f;
+            lo = lo * d;
+            hi = hi * d;
+            memcpy(dst, &lo, 64);
+            memcpy(dst + 16, &hi, 64);
+        }
+        break;
+    case REPENG_QUANT_Q4_1:
+        for (long b = 0; b < cols / 32; b++, src += 20, dst += 32) {
+            const float d = half_to_float(load_u16(src)), m = half_to_float(load_u16(src + 2));
+            u8x16 q;
+            memcpy(&q, src + 4, 16);
+            f32x16 lo = __builtin_convertvector(q & 0x0F, f32x16) * d, hi = __builtin_convertvector(q >> 4, f32x16) * d;
+            lo = lo + m;  // a statement of its own: not fused with the product
+            hi = hi + m;
+            memcpy(dst, &lo, 64);
+            memcpy(dst + 16, &hi, 64);
+        }
+        break;
+    case REPENG_QUANT_Q8_0:
+        for (long b = 0; b < cols / 32; b++, src += 34, dst += 32) {
+            const float d = half_to_float(load_u16(src));
+            i8x16 q0, q1;
+            memcpy(&q0, src + 2, 16);
+            memcpy(&q1, src + 18, 16);
+            f32x16 v0 = __builtin_convertvector(q0, f32x16) * d, v1 = __builtin_convertvector(q1, f32x16) * d;
+            memcpy(dst, &v0, 64);
+            memcpy(dst + 16, &v1, 64);
+        }
+        break;
+    }
+}
+
+/// A per-thread scratch of at least `count` floats (grown, never shrunk: no allocation per call
+/// once a thread has seen the widest matrix). NULL if memory ran out.
+static float *scratch_floats(long count) {
+    static __thread float *buffer;
+    static __thread long capacity;
+    if (count > capacity) {
+        float *b = realloc(buffer, (size_t)count * sizeof(float));
+        if (!b) return NULL;
+        buffer = b;
+        capacity = count;
+    }
+    return buffer;
+}
+
+/// The quantized product: up to 3 weight rows at a time decoded into the thread's scratch (it
+/// stays in L1), then the f32 tiles of this level over every input row. Each output element
+/// gets the same decoded weights and the same tile arithmetic whatever the batch or split.
+#define DEFINE_QUANT_PRODUCT(NAME, ATTR, TILE)                                                       \
+    ATTR static int NAME(int type, const float *x, long n, long ldx, const uint8_t *w, long row_bytes, \
+                         long cols, long row_begin, long row_end, float *y, long ldy, int accumulate) { \
+        float *s = scratch_floats(TILE_WEIGHT_ROWS * cols);                                          \
+        if (!s) return -1;                                                                           \
+        for (long j = row_begin; j < row_end;) {                                                     \
+            long r = row_end - j < TILE_WEIGHT_ROWS ? row_end - j : TILE_WEIGHT_ROWS;                \
+            for (long t = 0; t < r; t++) dequant_row(type, w + (j + t) * row_bytes, cols, s + t * cols); \
+            for (long i0 = 0; i0 < n;) {                                                             \
+                long m = n - i0 < 4 ? n - i0 : 4;                                                    \
+                const float *xs = x + i0 * ldx; float *ys = y + i0 * ldy + j;                        \
+                switch (m * 4 + r) {                                                                 \
+                case 4 * 4 + 3: TILE(xs, 4, ldx, s, 3, cols, ys, ldy, accumulate, 0); break;         \
+                case 4 * 4 + 2: TILE(xs, 4, ldx, s, 2, cols, ys, ldy, accumulate, 0); break;         \
+                case 4 * 4 + 1: TILE(xs, 4, ldx, s, 1, cols, ys, ldy, accumulate, 0); break;         \
+                case 3 * 4 + 3: TILE(xs, 3, ldx, s, 3, cols, ys, ldy, accumulate, 0); break;         \
+                case 3 * 4 + 2: TILE(xs, 3, ldx, s, 2, cols, ys, ldy, accumulate, 0); break;         \
+                case 3 * 4 + 1: TILE(xs, 3, ldx, s, 1, cols, ys, ldy, accumulate, 0); break;         \
+                case 2 * 4 + 3: TILE(xs, 2, ldx, s, 3, cols, ys, ldy, accumulate, 0); break;         \
+                case 2 * 4 + 2: TILE(xs, 2, ldx, s, 2, cols, ys, ldy, accumulate, 0); break;         \
+                case 2 * 4 + 1: TILE(xs, 2, ldx, s, 1, cols, ys, ldy, accumulate, 0); break;         \
+                case 1 * 4 + 3: TILE(xs, 1, ldx, s, 3, cols, ys, ldy, accumulate, 0); break;         \
+                case 1 * 4 + 2: TILE(xs, 1, ldx, s, 2, cols, ys, ldy, accumulate, 0); break;         \
+                default: TILE(xs, 1, ldx, s, 1, cols, ys, ldy, accumulate, 0); break;                \
+                }                                                                                    \
+                i0 += m;                                                                             \
+            }                                                                                        \
+            j += r;                                                                                  \
+        }                                                                                            \
+        return 0;                                                                                    \
+    }
+
+DEFINE_QUANT_PRODUCT(quant_product_base, , tile_base)
+#if defined(__x86_64__)
+DEFINE_QUANT_PRODUCT(quant_product_avx2, TARGET_AVX2, tile_avx2)
+DEFINE_QUANT_PRODUCT(quant_product_avx512, TARGET_AVX512, tile_avx512)
+#endif
+
+int repeng_quant_product(int level, int type, const float *x, long n, long ldx, const void *w, long row_bytes,
+                         long cols, long row_begin, long row_end, float *y, long ldy, int accumulate) {
+    const uint8_t *wb = w;
+#if defined(__x86_64__)
+    if (level >= REPENG_KERNELS_AVX512 && repeng_kernels_supported() >= REPENG_KERNELS_AVX512)
+        return quant_product_avx512(type, x, n, ldx, wb, row_bytes, cols, row_begin, row_end, y, ldy, accumulate);
+    if (level >= REPENG_KERNELS_AVX2 && repeng_kernels_supported() >= REPENG_KERNELS_AVX2)
+        return quant_product_avx2(type, x, n, ldx, wb, row_bytes, cols, row_begin, row_end, y, ldy, accumulate);
+#endif
+    return quant_product_base(type, x, n, ldx, wb, row_bytes, cols, row_begin, row_end, y, ldy, accumulate);
+}
+
+void repeng_quant_decode_rows(int type, const void *w, long row_bytes, long cols, long row_begin, long row_end,
+                              float *out, long ldo) {
+    const uint8_t *wb = w;
+    for (long j = row_begin; j < row_end; j++) dequant_row(type, wb + j * row_bytes, cols, out + (j - row_begin) * ldo);
 }

@@ -25,6 +25,7 @@ struct Options {
     var kernels = false
     var batches = [1, 2, 4, 8]
     var steps = 48
+    var precision = WeightPrecision.exact
 }
 
 func parse() -> Options {
@@ -46,8 +47,14 @@ func parse() -> Options {
         case "--kernels": o.kernels = true
         case "--batches": o.batches = (args.popFirst() ?? "").split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }
         case "--steps": o.steps = max(1, Int(args.popFirst() ?? "") ?? o.steps)
+        case "--precision":
+            guard let p = WeightPrecision(rawValue: args.popFirst() ?? "") else {
+                FileHandle.standardError.write("repeng-bench: --precision takes exact or native\n".data(using: .utf8)!)
+                exit(2)
+            }
+            o.precision = p
         case "-h", "--help":
-            print("usage: repeng-bench MODEL.gguf [--threads N] [--strings FILE] [--json] [--skip-decode] [--prefill-only]\n       repeng-bench MODEL.gguf --train [--pairs N] [--dump-dataset FILE.json] [--json]\n       repeng-bench MODEL.gguf --batched-decode [--batches 1,2,4,8] [--steps N] [--json]\n       repeng-bench MODEL.gguf --kernels [--json]")
+            print("usage: repeng-bench MODEL.gguf [--precision exact|native] [--threads N] [--strings FILE] [--json] [--skip-decode] [--prefill-only]\n       repeng-bench MODEL.gguf --train [--pairs N] [--dump-dataset FILE.json] [--json]\n       repeng-bench MODEL.gguf --batched-decode [--batches 1,2,4,8] [--steps N] [--json]\n       repeng-bench MODEL.gguf --kernels [--json]")
             exit(0)
         default: o.model = a
         }
@@ -107,7 +114,7 @@ var results: [(String, Double)] = []
 
 do {
     let t0 = now()
-    let model = try loadModel(path: opt.model)
+    let model = try loadModel(path: opt.model, precision: opt.precision)
     report("load_s", now() - t0, "s")
     if !opt.json { print("OpenBLAS kernels: \(BLAS.coreName), \(BLAS.threads) thread(s); engine kernels: \(Kernels.level)") }
     guard let tok = model.tokenizer else { fail(EngineError.invalidArgument("model has no tokenizer")) }

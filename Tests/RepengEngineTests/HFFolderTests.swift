@@ -24,7 +24,7 @@ final class HFFolderTests: XCTestCase {
         let m = try XCTUnwrap(try loadModel(path: folder("qwen2")) as? DecoderModel)
         func inPlace(_ w: WeightMatrix) -> Bool {
             switch w.storage {
-            case .mapped: return true
+            case .mapped, .encoded: return true
             case .stacked(let parts): return parts.allSatisfy(inPlace)
             case .f32: return false
             }

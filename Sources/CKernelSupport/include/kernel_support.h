@@ -52,4 +52,24 @@ void repeng_causal_scores(int level, const float *q, long ldq, long rows, const 
 void repeng_causal_values(int level, const float *values, long ldv, long keys, const float *scores, long ldk,
                           long head_dim, long rows, float *out, long ldo);
 
+/// Weight encodings `repeng_quant_product` reads (ggml type numbers).
+enum {
+    REPENG_QUANT_F16 = 1,
+    REPENG_QUANT_Q4_0 = 2,
+    REPENG_QUANT_Q4_1 = 3,
+    REPENG_QUANT_Q8_0 = 8,
+    REPENG_QUANT_BF16 = 30,
+};
+
+/// As `repeng_streaming_product`, with w rows in a GGUF encoding (`row_bytes` apart, `cols` a
+/// multiple of the type's block size): each weight row is decoded once into the thread's
+/// scratch and multiplied by every input row. Returns 0, or -1 when the scratch could not be
+/// allocated (nothing written then).
+int repeng_quant_product(int level, int type, const float *x, long n, long ldx, const void *w, long row_bytes,
+                         long cols, long row_begin, long row_end, float *y, long ldy, int accumulate);
+
+/// Decodes rows row_begin ..< row_end of such a matrix into out (rows `ldo` apart).
+void repeng_quant_decode_rows(int type, const void *w, long row_bytes, long cols, long row_begin, long row_end,
+                              float *out, long ldo);
+
 #endif

@@ -60,14 +60,15 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
         }
     }
 
-    /// Builds the model from an opened GGUF file, with the tensors its architecture names.
-    public convenience init(gguf: GGUFFile) throws {
+    /// Builds the model from an opened GGUF file, with the tensors its architecture names;
+    /// `precision` says whether weights are decoded to f32 at load or kept in their encoding.
+    public convenience init(gguf: GGUFFile, precision: WeightPrecision = .exact) throws {
         let arch = try gguf.string("general.architecture")
         guard let family = Architectures.lookup(arch) else { throw EngineError.unsupportedArchitecture(arch) }
         let cfg = try family.config(gguf: gguf, architecture: arch)
         var types: [String: Int] = [:]
         for t in gguf.tensors { types[t.type.description, default: 0] += 1 }
-        let loader = GGUFWeightLoader(file: gguf)
+        let loader = GGUFWeightLoader(file: gguf, precision: precision)
         var freqFactors: [Float]?
         if gguf.tensor(named: "rope_freqs.weight") != nil {
             freqFactors = try loader.rawVector("rope_freqs.weight", count: cfg.ropeDim / 2).toArray(count: cfg.ropeDim / 2)
@@ -295,7 +296,7 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
         var r = 0
         for s in batch {
             for t in s.tokens {
-                (x + r * dim).update(from: tokenEmbedding.f32 + Int(t) * dim, count: dim)
+                tokenEmbedding.copyRow(Int(t), into: x + r * dim)
                 r += 1
             }
         }
@@ -303,7 +304,10 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
         if let positions = positionEmbedding {
             for seq in plan.sequences {
                 for i in 0..<seq.count {
-                    Kernels.add(positions.f32 + (seq.start + i) * dim, into: x + (seq.row + i) * dim, dim)
+                    // xn is free until the first norm: the position row is decoded there.
+                    let row = xn + (seq.row + i) * dim
+                    positions.copyRow(seq.start + i, into: row)
+                    Kernels.add(row, into: x + (seq.row + i) * dim, dim)
                 }
             }
         }

@@ -3,6 +3,8 @@
 // pass with read and steer hooks, and the batched decode step. `loadModel` picks the
 // architecture from the file.
 
+import Foundation
+
 /// A loaded language model, immutable and shareable across threads. Forward passes run on a
 /// caller-owned `ForwardWorkspace`.
 public protocol LanguageModel: AnyObject, Sendable {
@@ -66,6 +68,17 @@ extension ModelConfig {
 /// folder (config.json's `model_type`, safetensors weights).
 public func loadModel(path: String) throws -> any LanguageModel {
     try DecoderModel(path: path)
+}
+
+/// Loads a GGUF file with its weights held as `precision` says (`.native`: F16, BF16, Q4_0,
+/// Q4_1 and Q8_0 matrices stay in their encoding in the mapped file). A Hugging Face folder
+/// loads as with `loadModel(path:)`.
+public func loadModel(path: String, precision: WeightPrecision) throws -> any LanguageModel {
+    var isDirectory: ObjCBool = false
+    if precision == .exact || (FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue) {
+        return try DecoderModel(path: path)
+    }
+    return try DecoderModel(gguf: GGUFFile(path: path), precision: precision)
 }
 
 /// Builds a model from an opened GGUF file, choosing the architecture from `general.architecture`.

@@ -1,12 +1,34 @@
 // Weight matrices of a loaded model and the matrix products over them (OpenBLAS sgemm; the
 // weight-streaming kernel for decode-sized batches).
 import CBLAS
+import CKernelSupport
 import RepengKernels
 
+/// How a model's weights are held: `exact` decodes every weight to f32 at load (the path the
+/// fidelity tests against transformers use); `native` keeps F16, BF16, Q4_0, Q4_1 and Q8_0
+/// matrices in their GGUF encoding, in the mapped file, decoded row by row as they are used
+/// (other encodings are decoded to f32 as in `exact`).
+public enum WeightPrecision: String, Sendable, CaseIterable {
+    case exact
+    case native
+
+    /// The encodings `native` keeps as they are.
+    public static let nativeTypes: Set<GGMLType> = [.f16, .bf16, .q4_0, .q4_1, .q8_0]
+}
+
+/// Rows of a matrix in a GGUF encoding, inside a mapped file that `owner` keeps alive.
+public struct EncodedRows: @unchecked Sendable {
+    public let type: GGMLType
+    let base: UnsafeRawPointer
+    /// Bytes per row (cols / block size × block bytes).
+    public let rowBytes: Int
+    let owner: AnyObject
+}
+
 /// A weight matrix of `rows` × `cols` (out × in, row-major, as GGUF stores `ne = [cols, rows]`).
-/// Storage is f32 (dequantized at load, or used in place in a memory-mapped f32 file), or row
-/// blocks of other matrices stacked (q | k | v kept in place as three tensors); the enum leaves
-/// room for quantized storage with dedicated kernels.
+/// Storage is f32 (dequantized at load, or used in place in a memory-mapped f32 file), rows in
+/// their GGUF encoding (`WeightPrecision.native`), or row blocks of other matrices stacked
+/// (q | k | v kept in place as three tensors).
 public final class WeightMatrix: @unchecked Sendable {
     /// How the values are held in memory.
     public enum Storage {
@@ -14,6 +36,8 @@ public final class WeightMatrix: @unchecked Sendable {
         case f32(FloatBuffer)
         /// Dense row-major f32 inside a mapped file that `owner` keeps alive (never written).
         case mapped(UnsafePointer<Float>, owner: AnyObject)
+        /// Rows in a GGUF encoding, decoded as they are used.
+        case encoded(EncodedRows)
         /// Row blocks, top to bottom, with the same column count.
         case stacked([WeightMatrix])
     }
@@ -34,6 +58,12 @@ public final class WeightMatrix: @unchecked Sendable {
         self.storage = .mapped(pointer, owner: owner)
     }
 
+    init(rows: Int, cols: Int, encoded: EncodedRows) {
+        self.rows = rows
+        self.cols = cols
+        self.storage = .encoded(encoded)
+    }
+
     /// Stacks row blocks (all with `cols` columns) into one matrix.
     init(stacking parts: [WeightMatrix]) {
         precondition(!parts.isEmpty && parts.allSatisfy { $0.cols == parts[0].cols }, "stacked parts must share their column count")
@@ -42,17 +72,53 @@ public final class WeightMatrix: @unchecked Sendable {
         storage = parts.count == 1 ? parts[0].storage : .stacked(parts)
     }
 
-    /// Pointer to row-major f32 values (not for stacked matrices, which have none).
+    /// Pointer to row-major f32 values (not for stacked or encoded matrices, which have none).
     var f32: UnsafeMutablePointer<Float> {
         switch storage {
         case .f32(let b): return b.pointer
         case .mapped(let p, _): return UnsafeMutablePointer(mutating: p)
-        case .stacked: preconditionFailure("a stacked weight matrix has no single f32 pointer")
+        case .encoded, .stacked: preconditionFailure("a stacked or encoded weight matrix has no single f32 pointer")
+        }
+    }
+
+    /// Writes row `row` as f32 values into `out` (`cols` of them): the embedding gather.
+    func copyRow(_ row: Int, into out: UnsafeMutablePointer<Float>) {
+        switch storage {
+        case .f32, .mapped:
+            out.update(from: f32 + row * cols, count: cols)
+        case .encoded(let e):
+            repeng_quant_decode_rows(Int32(e.type.rawValue), e.base, e.rowBytes, cols, row, row + 1, out, cols)
+        case .stacked(let parts):
+            var first = 0
+            for p in parts {
+                if row < first + p.rows { return p.copyRow(row - first, into: out) }
+                first += p.rows
+            }
         }
     }
 
     /// Bytes of weights this matrix reads (in its own memory or in a mapped file's pages).
-    public var residentBytes: Int { rows * cols * MemoryLayout<Float>.stride }
+    public var residentBytes: Int {
+        switch storage {
+        case .f32, .mapped: return rows * cols * MemoryLayout<Float>.stride
+        case .encoded(let e): return rows * e.rowBytes
+        case .stacked(let parts): return parts.reduce(0) { $0 + $1.residentBytes }
+        }
+    }
+
+    /// Bytes per storage kind ("f32", or the encoding such as "Q4_1").
+    public var residentBytesByType: [String: Int] {
+        switch storage {
+        case .f32, .mapped: return ["f32": residentBytes]
+        case .encoded(let e): return [e.type.description: residentBytes]
+        case .stacked(let parts):
+            return parts.reduce(into: [:]) { acc, p in acc.merge(p.residentBytesByType, uniquingKeysWith: +) }
+        }
+    }
+
+    /// Rows decoded per sgemm call when an encoded matrix meets more than
+    /// `streamingBatchLimit` input rows (prefill).
+    static let decodedPanelRows = 256
 
     /// y[n, rows] = x[n, cols] · Wᵀ (+ y when accumulating). Up to `streamingBatchLimit` rows
     /// (decode steps, single or batched) use the weight-streaming kernel, larger ones sgemm.
@@ -74,6 +140,10 @@ public final class WeightMatrix: @unchecked Sendable {
             }
             return
         }
+        if case .encoded(let e) = storage {
+            applyEncoded(e, x, n: n, ldx: ldx, into: y, ldy: ldy, accumulate: accumulate)
+            return
+        }
         if n <= Kernels.streamingBatchLimit {
             // A few large items per thread, claimed as threads come free.
             let workers = BLAS.threads
@@ -88,6 +158,38 @@ public final class WeightMatrix: @unchecked Sendable {
             Parallel.parkWorkers()
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(rows), Int32(cols), 1,
                         x, Int32(ldx), f32, Int32(cols), accumulate ? 1 : 0, y, Int32(ldy))
+        }
+    }
+}
+
+extension WeightMatrix {
+    /// Products with encoded rows: decode steps decode each weight row once into a per-thread
+    /// scratch and run the streaming tiles over it; larger inputs decode panels of rows and
+    /// hand them to sgemm.
+    private func applyEncoded(_ e: EncodedRows, _ x: UnsafePointer<Float>, n: Int, ldx: Int, into y: UnsafeMutablePointer<Float>,
+                              ldy: Int, accumulate: Bool) {
+        let rows = self.rows, cols = self.cols, type = Int32(e.type.rawValue)
+        if n <= Kernels.streamingBatchLimit {
+            let workers = BLAS.threads, level = Kernels.level.rawValue
+            let chunk = max(Self.streamingChunkRows, (rows + 4 * workers - 1) / (4 * workers))
+            let chunks = (rows + chunk - 1) / chunk
+            Parallel.forEach(count: chunks, workers: workers) { _, c in
+                let status = repeng_quant_product(level, type, x, n, ldx, e.base, e.rowBytes, cols, c * chunk,
+                                                  min(rows, (c + 1) * chunk), y, ldy, accumulate ? 1 : 0)
+                precondition(status == 0, "out of memory for a \(cols)-column decode scratch")
+            }
+            return
+        }
+        Parallel.parkWorkers()
+        let panel = min(rows, Self.decodedPanelRows)
+        let buffer = FloatBuffer(count: panel * cols)
+        var first = 0
+        while first < rows {
+            let count = min(panel, rows - first)
+            repeng_quant_decode_rows(type, e.base, e.rowBytes, cols, first, first + count, buffer.pointer, cols)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(count), Int32(cols), 1,
+                        x, Int32(ldx), buffer.pointer, Int32(cols), accumulate ? 1 : 0, y + first, Int32(ldy))
+            first += count
         }
     }
 }

@@ -142,6 +142,7 @@ struct ArrayWeights: WeightSource {
 /// Reads tensors from a GGUF file into f32 weight storage, checking names and shapes.
 struct GGUFWeightLoader: WeightSource {
     let file: GGUFFile
+    var precision: WeightPrecision = .exact
 
     func has(_ name: String) -> Bool { file.tensor(named: name) != nil }
 
@@ -171,6 +172,24 @@ struct GGUFWeightLoader: WeightSource {
     }
 
     func stacked(_ parts: [(TensorRef, Int)], cols: Int) throws -> WeightMatrix {
+        if precision == .native,
+           try parts.contains(where: { WeightPrecision.nativeTypes.contains(try info($0.0.name, elements: $0.1 * cols).type) }) {
+            // Each part in its own encoding (decoded to f32 where native has no kernel for it).
+            return WeightMatrix(stacking: try parts.map { ref, r in
+                let t = try info(ref.name, elements: r * cols)
+                guard t.dims.count == 2, t.dims[0] == cols, t.dims[1] == r else {
+                    throw EngineError.tensorShape(name: ref.name, expected: [cols, r], found: t.dims)
+                }
+                guard WeightPrecision.nativeTypes.contains(t.type) else {
+                    return try GGUFWeightLoader(file: file).stacked([(ref, r)], cols: cols)
+                }
+                let data = file.tensorData(t)
+                guard let base = data.baseAddress, let rowBytes = t.type.byteCount(elements: cols), rowBytes * r == data.count else {
+                    throw EngineError.tensorShape(name: ref.name, expected: [cols, r], found: t.dims)
+                }
+                return WeightMatrix(rows: r, cols: cols, encoded: EncodedRows(type: t.type, base: base, rowBytes: rowBytes, owner: file))
+            })
+        }
         let rows = parts.reduce(0) { $0 + $1.1 }
         let b = FloatBuffer(count: rows * cols)
         var off = 0

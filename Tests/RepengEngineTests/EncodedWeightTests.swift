@@ -1,0 +1,128 @@
+// Weights kept in their GGUF encoding (WeightPrecision.native): the encoded product at every
+// kernel level against the f32 decoder and the plain reference, rows identical alone and in a
+// batch, and the bundled SmolLM2 (Q4_1 + Q8_0) native against exact.
+import CKernelSupport
+import Foundation
+@testable import RepengEngine
+@testable import RepengKernels
+import XCTest
+
+final class EncodedWeightTests: XCTestCase {
+    /// Random bytes for `rows` rows of `cols` values in `type`, with small finite scales.
+    private func encodedRows(_ type: GGMLType, rows: Int, cols: Int, seed: inout UInt64) -> [UInt8] {
+        func next() -> UInt64 {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            return seed >> 24
+        }
+        func half(_ f: Float) -> [UInt8] {
+            let h = Float16(f).bitPattern
+            return [UInt8(h & 0xFF), UInt8(h >> 8)]
+        }
+        var out: [UInt8] = []
+        for _ in 0..<(rows * cols / type.blockSize) {
+            switch type {
+            case .f16: out += half(Float(Int(next() % 2001) - 1000) / 1000)
+            case .bf16:
+                let b = Float(Int(next() % 2001) - 1000) / 1000
+                let bits = b.bitPattern >> 16
+                out += [UInt8(bits & 0xFF), UInt8(bits >> 8)]
+            case .q4_0, .q8_0:
+                out += half(Float(next() % 1000 + 1) / 20_000)
+                out += (0..<(type == .q4_0 ? 16 : 32)).map { _ in UInt8(truncatingIfNeeded: next()) }
+            case .q4_1:
+                out += half(Float(next() % 1000 + 1) / 20_000)
+                out += half(-Float(next() % 1000) / 10_000)
+                out += (0..<16).map { _ in UInt8(truncatingIfNeeded: next()) }
+            default: fatalError("no encoder for \(type)")
+            }
+        }
+        return out
+    }
+
+    func testEncodedProductMatchesDecodedReference() throws {
+        let levels = KernelLevel.allCases.filter { $0.rawValue <= Kernels.supportedLevel.rawValue }
+        var seed: UInt64 = 3
+        for type in [GGMLType.q4_0, .q4_1, .q8_0, .f16, .bf16] {
+            let rows = 70, cols = 576
+            let bytes = encodedRows(type, rows: rows, cols: cols, seed: &seed)
+            let decoded = try bytes.withUnsafeBytes { try Dequant.decode(type, $0, count: rows * cols) }
+            let rowBytes = try XCTUnwrap(type.byteCount(elements: cols))
+            var worst: Float = 0
+            try bytes.withUnsafeBytes { raw in
+                let base = try XCTUnwrap(raw.baseAddress)
+                // The C decoder equals the Swift one.
+                var row = [Float](repeating: 0, count: cols)
+                for r in [0, 33, rows - 1] {
+                    repeng_quant_decode_rows(Int32(type.rawValue), base, rowBytes, cols, r, r + 1, &row, cols)
+                    XCTAssertEqual(row, Array(decoded[(r * cols)..<((r + 1) * cols)]), "\(type) row \(r)")
+                }
+                for level in levels {
+                    for n in [1, 2, 5, 16] {
+                        let x = (0..<(n * cols)).map { Float(($0 * 7919) % 2001 - 1000) / 1000 }
+                        var y = [Float](repeating: 0, count: n * rows), ref = y
+                        XCTAssertEqual(repeng_quant_product(level.rawValue, Int32(type.rawValue), x, n, cols, base, rowBytes, cols,
+                                                            0, rows, &y, rows, 0), 0)
+                        Kernels.streamingProductReference(x, n: n, ldx: cols, w: decoded, cols: cols, outRows: 0..<rows,
+                                                          into: &ref, ldy: rows, accumulate: false)
+                        for k in y.indices { worst = max(worst, abs(y[k] - ref[k]) / max(1, abs(ref[k]))) }
+                        // Each row alone, split in two pieces: bit-identical to the batch.
+                        for i in 0..<n {
+                            var alone = [Float](repeating: 0, count: rows)
+                            for part in [0..<23, 23..<rows] {
+                                _ = x.withUnsafeBufferPointer { xp in
+                                    repeng_quant_product(level.rawValue, Int32(type.rawValue), xp.baseAddress! + i * cols, 1, cols,
+                                                         base, rowBytes, cols, part.lowerBound, part.upperBound, &alone, rows, 0)
+                                }
+                            }
+                            XCTAssertEqual(alone, Array(y[(i * rows)..<((i + 1) * rows)]), "\(type) \(level) row \(i) of \(n)")
+                        }
+                    }
+                }
+                // Through WeightMatrix: decode steps and the sgemm panels of prefill.
+                let m = WeightMatrix(rows: rows, cols: cols, encoded: EncodedRows(type: type, base: base, rowBytes: rowBytes,
+                                                                                   owner: NSObject()))
+                XCTAssertEqual(m.residentBytes, bytes.count)
+                for n in [3, 40] {
+                    let x = (0..<(n * cols)).map { Float(($0 * 104_729) % 2001 - 1000) / 1000 }
+                    let y0 = (0..<(n * rows)).map { Float($0 % 7) }
+                    var y = y0, ref = y0
+                    m.apply(x, n: n, into: &y, accumulate: true)
+                    Kernels.streamingProductReference(x, n: n, ldx: cols, w: decoded, cols: cols, outRows: 0..<rows,
+                                                      into: &ref, ldy: rows, accumulate: true)
+                    for k in y.indices { worst = max(worst, abs(y[k] - ref[k]) / max(1, abs(ref[k]))) }
+                }
+            }
+            print("encoded \(type) product (levels \(levels.map(\.description).joined(separator: ", "))) vs decoded reference: "
+                  + "max relative error \(worst) (tolerance 3e-5)")
+            XCTAssertLessThan(worst, 3e-5, "\(type)")
+        }
+    }
+
+    /// SmolLM2's Q4_1 and Q8_0 matrices kept encoded give the same model as decoding them at
+    /// load: hidden states and logits within f32 rounding, identical greedy text.
+    func testSmolLM2NativeMatchesExact() throws {
+        let path = try TestSupport.modelPath(TestSupport.smolLM2File)
+        let exact = try loadModel(path: path)
+        let native = try XCTUnwrap(try loadModel(path: path, precision: .native) as? DecoderModel)
+        XCTAssertEqual(native.tokenEmbedding.residentBytesByType.keys.sorted(), ["Q8_0"])
+        XCTAssertEqual(native.blocks[0].gateUp.residentBytesByType.keys.sorted(), ["Q4_1"])
+        let ratio = Double((exact as? DecoderModel)?.residentBytes ?? 0) / Double(native.residentBytes)
+        print("SmolLM2 resident weights: exact \((exact as? DecoderModel)?.residentBytes ?? 0) bytes, native \(native.residentBytes) (\(String(format: "%.1f", ratio))× smaller)")
+        XCTAssertGreaterThan(ratio, 5)
+        let tok = try XCTUnwrap(exact.tokenizer)
+        let ids = tok.encode("The quick brown fox jumps over the lazy dog because", addSpecial: true)
+        let opts = ForwardOptions(hiddenStates: Array(0...exact.config.blockCount), hiddenPositions: .all, logits: .all)
+        let a = try exact.forward([SequenceInput(tokens: ids)], options: opts, workspace: ForwardWorkspace())[0]
+        let b = try native.forward([SequenceInput(tokens: ids)], options: opts, workspace: ForwardWorkspace())[0]
+        var worst: Float = 0
+        for (k, v) in a.hidden { worst = max(worst, relativeError(b.hidden[k] ?? [], v)) }
+        let logits = relativeError(b.logits, a.logits)
+        print("SmolLM2 native vs exact, \(ids.count) tokens: hidden states max relative error \(worst), logits \(logits)")
+        XCTAssertLessThan(worst, 1e-4)
+        XCTAssertLessThan(logits, 1e-4)
+        var ta = "", tb = ""
+        try exact.generate(GenerationRequest(prompt: ids, maxTokens: 24, sampling: .greedy), onEvent: { ta += $0.text; return true })
+        try native.generate(GenerationRequest(prompt: ids, maxTokens: 24, sampling: .greedy), onEvent: { tb += $0.text; return true })
+        XCTAssertEqual(ta, tb)
+    }
+}
