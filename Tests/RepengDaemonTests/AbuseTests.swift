@@ -298,9 +298,11 @@ final class AbuseTests: XCTestCase {
                 print("long prompt \(soloDone.promptTokens) tokens: \(String(format: "%.2f", longAlone)) s alone; short request \(String(format: "%.3f", shortAlone)) s alone, \(String(format: "%.3f", shortDuring)) s during the long prefill")
                 XCTAssertEqual(short, soloShort)
                 XCTAssertEqual(longText, soloLong)
-                // Without chunks it would wait for the whole long prefill.
-                XCTAssertLessThan(shortDuring, shortAlone + 1.0, "the short request waited for the long prefill")
-                XCTAssertLessThan(shortDuring, longAlone / 4, "the short request waited for the long prefill")
+                // Without chunks it would wait for the whole long prefill. The bound scales with the
+                // machine's speed (a loaded machine slows the long prefill alone as much): a tenth of
+                // the long prefill, and at most a few seconds more than the short request alone.
+                XCTAssertLessThan(shortDuring, longAlone / 10 + shortAlone, "the short request waited for the long prefill")
+                XCTAssertLessThan(shortDuring, shortAlone + 5.0, "the short request waited for the long prefill")
             }
         }
     }
