@@ -312,14 +312,20 @@ int repeng_kernels_level(void) {
     return l;
 }
 
+/// `level`, or the CPU's own when that is lower: the one level choice every entry point makes.
+static inline int runnable(int level) {
+    int supported = repeng_kernels_supported();
+    return level < supported ? level : supported;
+}
+
 void repeng_streaming_product(int level, const float *x, long n, long ldx, const float *w, long cols, long row_begin,
                               long row_end, float *y, long ldy, int accumulate) {
 #if defined(__x86_64__)
-    if (level >= REPENG_KERNELS_AVX512 && repeng_kernels_supported() >= REPENG_KERNELS_AVX512) {
+    if (runnable(level) >= REPENG_KERNELS_AVX512) {
         product_avx512(x, n, ldx, w, cols, row_begin, row_end, y, ldy, accumulate);
         return;
     }
-    if (level >= REPENG_KERNELS_AVX2 && repeng_kernels_supported() >= REPENG_KERNELS_AVX2) {
+    if (runnable(level) >= REPENG_KERNELS_AVX2) {
         product_avx2(x, n, ldx, w, cols, row_begin, row_end, y, ldy, accumulate);
         return;
     }
@@ -332,11 +338,11 @@ void repeng_causal_scores(int level, const float *q, long ldq, long rows, const 
     const float *qs[6];
     for (long r = 0; r < 6; r++) qs[r] = q + ldq * (r < rows ? r : rows - 1);
 #if defined(__x86_64__)
-    if (level >= REPENG_KERNELS_AVX512 && repeng_kernels_supported() >= REPENG_KERNELS_AVX512) {
+    if (runnable(level) >= REPENG_KERNELS_AVX512) {
         causal_scores_avx512(qs, keysT, ldk, keys, head_dim, scale, scores);
         return;
     }
-    if (level >= REPENG_KERNELS_AVX2 && repeng_kernels_supported() >= REPENG_KERNELS_AVX2) {
+    if (runnable(level) >= REPENG_KERNELS_AVX2) {
         causal_scores_avx2(qs, keysT, ldk, keys, head_dim, scale, scores);
         return;
     }
@@ -347,11 +353,11 @@ void repeng_causal_scores(int level, const float *q, long ldq, long rows, const 
 void repeng_causal_values(int level, const float *values, long ldv, long keys, const float *scores, long ldk,
                           long head_dim, long rows, float *out, long ldo) {
 #if defined(__x86_64__)
-    if (level >= REPENG_KERNELS_AVX512 && repeng_kernels_supported() >= REPENG_KERNELS_AVX512) {
+    if (runnable(level) >= REPENG_KERNELS_AVX512) {
         causal_values_avx512(values, ldv, keys, scores, ldk, head_dim, rows, out, ldo);
         return;
     }
-    if (level >= REPENG_KERNELS_AVX2 && repeng_kernels_supported() >= REPENG_KERNELS_AVX2) {
+    if (runnable(level) >= REPENG_KERNELS_AVX2) {
         causal_values_avx2(values, ldv, keys, scores, ldk, head_dim, rows, out, ldo);
         return;
     }
@@ -502,9 +508,9 @@ int repeng_quant_product(int level, int type, const float *x, long n, long ldx, 
                          long cols, long row_begin, long row_end, float *y, long ldy, int accumulate) {
     const uint8_t *wb = w;
 #if defined(__x86_64__)
-    if (level >= REPENG_KERNELS_AVX512 && repeng_kernels_supported() >= REPENG_KERNELS_AVX512)
+    if (runnable(level) >= REPENG_KERNELS_AVX512)
         return quant_product_avx512(type, x, n, ldx, wb, row_bytes, cols, row_begin, row_end, y, ldy, accumulate);
-    if (level >= REPENG_KERNELS_AVX2 && repeng_kernels_supported() >= REPENG_KERNELS_AVX2)
+    if (runnable(level) >= REPENG_KERNELS_AVX2)
         return quant_product_avx2(type, x, n, ldx, wb, row_bytes, cols, row_begin, row_end, y, ldy, accumulate);
 #endif
     return quant_product_base(type, x, n, ldx, wb, row_bytes, cols, row_begin, row_end, y, ldy, accumulate);
