@@ -4,6 +4,8 @@
 //   repeng-bench MODEL.gguf --batched-decode [--batches 1,2,4,8] [--steps N]      (batched decode steps)
 //   repeng-bench MODEL.gguf --kernels    (decode-step kernel bandwidth on one thread; sampling cost)
 //   repeng-bench MODEL.gguf --prefill-chunks 0,64,256 [--prompt-tokens N]  (a long prompt run in chunks)
+//   repeng-bench MODEL.gguf --sae DIR [--sae-dataset FILE.json]   (training through SAEs: extraction, encoding + PCA, decoding)
+//   repeng-bench --sae-synthetic LATENTS:WIDTH[:PAIRS]   (one random BF16 SAE on random hidden states: time and peak memory)
 import Foundation
 import RepengEngine
 import RepengKernels
@@ -26,6 +28,9 @@ struct Options {
     var batches = [1, 2, 4, 8]
     var steps = 48
     var precision = WeightPrecision.exact
+    var sae: String?
+    var saeDataset = "Tests/RepengSteeringTests/Fixtures/repeng/dataset.json"
+    var saeSynthetic: (latents: Int, width: Int, pairs: Int)?
 }
 
 func parse() -> Options {
@@ -47,6 +52,16 @@ func parse() -> Options {
         case "--kernels": o.kernels = true
         case "--batches": o.batches = (args.popFirst() ?? "").split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }
         case "--steps": o.steps = max(1, Int(args.popFirst() ?? "") ?? o.steps)
+        case "--sae": o.sae = args.popFirst()
+        case "--sae-dataset": o.saeDataset = args.popFirst() ?? o.saeDataset
+        case "--sae-synthetic":
+            let n = (args.popFirst() ?? "").split(separator: ":").compactMap { Int($0) }
+            guard n.count >= 2, n.allSatisfy({ $0 > 0 }) else {
+                FileHandle.standardError.write("repeng-bench: --sae-synthetic takes LATENTS:WIDTH[:PAIRS]\n".data(using: .utf8)!)
+                exit(2)
+            }
+            o.saeSynthetic = (n[0], n[1], n.count > 2 ? n[2] : 128)
+            o.model = "-"
         case "--precision":
             guard let p = WeightPrecision(rawValue: args.popFirst() ?? "") else {
                 FileHandle.standardError.write("repeng-bench: --precision takes exact or native\n".data(using: .utf8)!)
@@ -112,7 +127,107 @@ var results: [(String, Double)] = []
     }
 }
 
+/// Training through the SAEs of a folder on the fixture dataset: hidden-state extraction, then
+/// per layer encoding + PCA, then decoding, each timed (best of two), with the peak RSS.
+@MainActor func benchSAE(_ model: any LanguageModel, folder: String) throws {
+    let sae = try SAESet.load(folder: folder)
+    try sae.check(hiddenSize: model.config.hiddenSize, blockCount: model.config.blockCount)
+    let dataset = try loadDataset(from: URL(fileURLWithPath: opt.saeDataset))
+    report("sae_layers", Double(sae.layers.count), "layers")
+    report("sae_latents", Double(sae.byLayer.values.map(\.latents).max() ?? 0), "latents")
+    report("sae_pairs", Double(dataset.count), "pairs")
+    var extract = Double.infinity, fit = Double.infinity, decode = Double.infinity
+    for _ in 0..<2 {
+        var t = now()
+        var hiddens: [Int: HiddenMatrix] = [:]
+        _ = try ControlVector.train(model: model, dataset: dataset, layers: sae.layers, method: .pcaCenter,
+                                    transformHiddens: { h in hiddens = h; return h })
+        extract = min(extract, now() - t)
+        t = now()
+        let features = try ControlVector.fitWithSAE(hiddens: hiddens, sae: sae, decode: false)
+        fit = min(fit, now() - t)
+        t = now()
+        for (layer, f) in features { _ = try sae.byLayer[layer]!.decode(f) }
+        decode = min(decode, now() - t)
+    }
+    report("sae_extract_s", extract, "s")
+    report("sae_encode_pca_s", fit, "s")
+    report("sae_decode_s", decode, "s")
+    report("peak_rss_mib", peakRSSMiB(), "MiB")
+    printJSON()
+}
+
+/// One random EleutherAI-layout BF16 SAE of LATENTS × WIDTH written to a temporary folder, and
+/// random hidden states for PAIRS pairs: encoding + PCA + decoding time and peak memory, against
+/// `SAETrainingMemory.bytes`.
+@MainActor func benchSyntheticSAE(latents F: Int, width d: Int, pairs N: Int) throws {
+    let dir = NSTemporaryDirectory() + "repeng-bench-sae-\(getpid())/layers.1"
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: (dir as NSString).deletingLastPathComponent) }
+    try Data("{\"d_in\": \(d), \"num_latents\": \(F), \"k\": 32, \"activation\": \"topk\"}".utf8)
+        .write(to: URL(fileURLWithPath: dir + "/cfg.json"))
+    // Header, then encoder.weight, encoder.bias, W_dec, b_dec as BF16, written in slices.
+    let tensors: [(String, [Int])] = [("encoder.weight", [F, d]), ("encoder.bias", [F]), ("W_dec", [F, d]), ("b_dec", [d])]
+    var header = "{", offset = 0
+    for (i, (name, shape)) in tensors.enumerated() {
+        let bytes = shape.reduce(1, *) * 2
+        header += (i == 0 ? "" : ",") + "\"\(name)\":{\"dtype\":\"BF16\",\"shape\":\(shape),\"data_offsets\":[\(offset),\(offset + bytes)]}"
+        offset += bytes
+    }
+    header += "}"
+    while (8 + header.utf8.count) % 8 != 0 { header += " " }
+    FileManager.default.createFile(atPath: dir + "/sae.safetensors", contents: nil)
+    let fh = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/sae.safetensors"))
+    var head = withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { Array($0) }
+    head += Array(header.utf8)
+    try fh.write(contentsOf: Data(head))
+    var state: UInt64 = 0x2545_F491_4F6C_DD1D
+    let scale = Float(1 / Double(d).squareRoot())
+    for (_, shape) in tensors {
+        var left = shape.reduce(1, *)
+        while left > 0 {
+            let n = min(left, 1 << 22)
+            var slice = [UInt16](repeating: 0, count: n)
+            for i in 0..<n {
+                state ^= state << 13; state ^= state >> 7; state ^= state << 17
+                let v = (Float(state >> 40) / Float(1 << 24) * 2 - 1) * scale
+                slice[i] = UInt16(v.bitPattern >> 16)
+            }
+            try slice.withUnsafeBytes { try fh.write(contentsOf: Data($0)) }
+            left -= n
+        }
+    }
+    try fh.close()
+    let sae = try SAESet.load(folder: dir)
+    var values = [Float](repeating: 0, count: 2 * N * d)
+    for i in values.indices {
+        state ^= state << 13; state ^= state >> 7; state ^= state << 17
+        values[i] = Float(state >> 40) / Float(1 << 24) * 2 - 1 + (i / d % 2 == 0 ? 0.1 : -0.1)
+    }
+    let hiddens = [1: try HiddenMatrix(rows: 2 * N, columns: d, values: values)]
+    let rssBefore = peakRSSMiB()
+    var t = now()
+    let features = try ControlVector.fitWithSAE(hiddens: hiddens, sae: sae, decode: false)
+    let fit = now() - t
+    t = now()
+    _ = try sae.byLayer[1]!.decode(features[1]!)
+    report("sae_synthetic_latents", Double(F), "latents")
+    report("sae_synthetic_width", Double(d), "")
+    report("sae_synthetic_pairs", Double(N), "pairs")
+    report("sae_synthetic_file_mib", Double(offset) / 1048576, "MiB")
+    report("sae_encode_pca_s", fit, "s")
+    report("sae_decode_s", now() - t, "s")
+    report("peak_rss_before_mib", rssBefore, "MiB")
+    report("peak_rss_mib", peakRSSMiB(), "MiB")
+    report("sae_memory_formula_mib", Double(SAETrainingMemory.bytes(pairs: N, latents: F, inputSize: d)) / 1048576, "MiB")
+    printJSON()
+}
+
 do {
+    if let s = opt.saeSynthetic {
+        try benchSyntheticSAE(latents: s.latents, width: s.width, pairs: s.pairs)
+        exit(0)
+    }
     let t0 = now()
     let model = try loadModel(path: opt.model, precision: opt.precision)
     report("load_s", now() - t0, "s")
@@ -132,6 +247,10 @@ do {
     }
     if opt.train {
         try benchTraining(model)
+        exit(0)
+    }
+    if let folder = opt.sae {
+        try benchSAE(model, folder: folder)
         exit(0)
     }
     let strings = try JSONDecoder().decode([String].self, from: Data(contentsOf: URL(fileURLWithPath: opt.strings)))

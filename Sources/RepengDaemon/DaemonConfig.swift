@@ -94,6 +94,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var vectorsDir: String
     /// Directory of the daemon's own state (control.json).
     public var stateDir: String
+    /// Directory of SAE folders that Train may read (`TrainRequest.sae` names a folder in it).
+    public var saesDir: String
     /// Models to load; the first is the default.
     public var models: [ModelSpec]
     /// BLAS threads (nil: one per core).
@@ -107,7 +109,8 @@ public struct DaemonConfig: Sendable, Equatable {
 
     public init(socketPath: String, vectorsDir: String, stateDir: String, models: [ModelSpec],
                 threads: Int? = nil, socketGroup: String? = nil, allowedUids: [UInt32]? = nil,
-                limits: DaemonLimits = DaemonLimits()) {
+                limits: DaemonLimits = DaemonLimits(), saesDir: String? = nil) {
+        self.saesDir = saesDir ?? stateDir + "/saes"
         self.socketGroup = socketGroup
         self.allowedUids = allowedUids
         self.socketPath = socketPath
@@ -178,6 +181,7 @@ public struct DaemonConfig: Sendable, Equatable {
     /// ```toml
     /// socket = "/run/repengd/repengd.sock"
     /// vectors = "/var/lib/repengd/vectors"
+    /// saes = "/var/lib/repengd/saes"  # SAE folders Train may read (default: STATE/saes)
     /// state = "/var/lib/repengd"
     /// threads = 2
     /// socket_group = "repeng"      # group of the socket (0660) and its directory (0750)
@@ -208,6 +212,7 @@ public struct DaemonConfig: Sendable, Equatable {
     public struct FileSettings: Sendable, Equatable {
         public var socket: String?
         public var vectors: String?
+        public var saes: String?
         public var state: String?
         public var threads: Int?
         public var socketGroup: String?
@@ -280,7 +285,7 @@ public struct DaemonConfig: Sendable, Equatable {
             guard d.isFinite, d >= min, d <= max else { throw ConfigError.badValue(key: label, reason: "must be in \(min)...\(max), got \(d)") }
             return d
         }
-        let topKeys = ["socket", "vectors", "state", "threads", "socket_group", "allowed_uids", "model", "limits"]
+        let topKeys = ["socket", "vectors", "saes", "state", "threads", "socket_group", "allowed_uids", "model", "limits"]
         for key in table.keys where !topKeys.contains(key) {
             throw ConfigError.badValue(key: key, reason: "unknown key (known: \(topKeys.joined(separator: ", ")))")
         }
@@ -300,6 +305,7 @@ public struct DaemonConfig: Sendable, Equatable {
         }
         out.socket = try string(table, "socket", "socket")
         out.vectors = try string(table, "vectors", "vectors")
+        out.saes = try string(table, "saes", "saes")
         out.state = try string(table, "state", "state")
         out.threads = try int(table, "threads", "threads", max: 1024)
         if let m = table["model"] {
@@ -358,7 +364,7 @@ public struct DaemonConfig: Sendable, Equatable {
 
     /// Combines flags (which win), a config file and the defaults.
     public static func resolve(socket: String?, vectors: String?, state: String?, modelFlags: [String], threads: Int?,
-                               socketGroup: String? = nil, allowedUids: [UInt32] = [], configFile: String?, environment env: [String: String] = ProcessInfo.processInfo.environment) throws -> DaemonConfig {
+                               socketGroup: String? = nil, allowedUids: [UInt32] = [], saes: String? = nil, configFile: String?, environment env: [String: String] = ProcessInfo.processInfo.environment) throws -> DaemonConfig {
         let file = try configFile.map(readFile) ?? FileSettings()
         var models = try modelFlags.map(parseModelFlag)
         if models.isEmpty { models = file.models }
@@ -374,6 +380,7 @@ public struct DaemonConfig: Sendable, Equatable {
             threads: threads ?? file.threads,
             socketGroup: socketGroup ?? file.socketGroup,
             allowedUids: allowedUids.isEmpty ? file.allowedUids : allowedUids,
-            limits: file.limits)
+            limits: file.limits,
+            saesDir: saes ?? file.saes)
     }
 }

@@ -77,7 +77,10 @@ private func rpcStatus(_ error: any Error) -> RPCError {
         }
         message = e.description
     case let e as ControlError:
-        code = e == .noTokenizer ? .failedPrecondition : .invalidArgument
+        switch e {
+        case .noTokenizer, .featureSpace: code = .failedPrecondition
+        default: code = .invalidArgument
+        }
         message = e.description
     case let e as EngineError:
         switch e {
@@ -96,6 +99,13 @@ private func rpcStatus(_ error: any Error) -> RPCError {
         message = e.description
     case let e as ChatError:
         code = .invalidArgument
+        message = e.description
+    case let e as SAEError:
+        switch e {
+        case .notFound: code = .notFound
+        case .hiddenSizeMismatch, .layerOutOfRange: code = .failedPrecondition
+        default: code = .invalidArgument
+        }
         message = e.description
     case let e as ControlVectorError:
         code = .invalidArgument

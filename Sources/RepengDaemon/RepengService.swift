@@ -255,15 +255,25 @@ public struct RepengService: Repeng_V1_Repeng.SimpleServiceProtocol {
             for (i, e) in request.dataset.enumerated() where e.positive.isEmpty || e.negative.isEmpty {
                 throw DaemonError.invalidArgument("dataset entry \(i) has an empty \(e.positive.isEmpty ? "positive" : "negative") text")
             }
+            let sae = try saeSet(request, host: host)
             let method: TrainingMethod
             switch request.method {
-            case .unspecified, .pcaDiff: method = .pcaDiff
+            case .unspecified: method = sae == nil ? .pcaDiff : .pcaCenter
+            case .pcaDiff: method = .pcaDiff
             case .pcaCenter: method = .pcaCenter
             case .meanDiff: method = .meanDiff
             case .UNRECOGNIZED(let v): throw DaemonError.invalidArgument("unknown training method \(v)")
             }
             var layers: [Int]?
-            if !request.layers.isEmpty {
+            var warnings: [String] = []
+            if let sae, request.layers.isEmpty {
+                // The SAE folder's layers, without block 0 (a GGUF vector cannot hold it).
+                layers = sae.layers.filter { $0 != 0 }
+                if sae.byLayer[0] != nil { warnings.append("the SAE of layer 0 was not used: llama.cpp rejects direction.0") }
+                guard !(layers ?? []).isEmpty else {
+                    throw DaemonError.invalidArgument("the SAE folder covers only layer 0, which cannot be trained into a GGUF vector")
+                }
+            } else if !request.layers.isEmpty {
                 layers = []
                 for l in request.layers.map(Int.init) {
                     guard try host.model.blockIndex(l) != 0 else {
@@ -301,24 +311,41 @@ public struct RepengService: Repeng_V1_Repeng.SimpleServiceProtocol {
             let cancelled = CancelFlag()
             let shutdown = counters.cancelTrainings
             let store = self.store, model = host.model, name = request.name, overwrite = request.overwrite
-            let trainLayers = layers
+            let trainLayers = layers, keepFeatures = request.keepFeatures, notes = warnings
+            let layerCount = try layers.map { try Set($0.map { try host.model.blockIndex($0) }).count } ?? max(0, host.model.config.blockCount - 1)
             let maxTextTokens = limits.maxPromptTokens, maxTotalTokens = limits.maxTrainingTokens
             let thread = Thread {
                 let t0 = monotonicSeconds()
                 do {
                     var lastSent = -1.0
-                    let vector = try ControlVector.train(model: model, dataset: dataset, layers: trainLayers, batchSize: batch,
-                                                         method: method, maxTextTokens: maxTextTokens,
-                                                         maxTotalTokens: maxTotalTokens, progress: { done, total in
+                    let fitStage = sae == nil ? "fitting" : "sae encoding"
+                    let progress: (Int, Int) throws -> Void = { done, total in
                         // The client left or the daemon is stopping: stop at the next batch.
                         if cancelled.isSet { throw CancellationError() }
                         if shutdown.isSet { throw DaemonError.shuttingDown }
+                        // Units: texts run, then one per layer fitted.
+                        let stage = done > total - layerCount ? fitStage : "hidden states"
                         let now = monotonicSeconds()
                         if now - lastSent >= 0.05 || done == total {
                             lastSent = now
-                            cont.yield(.with { $0.progress.done = UInt32(clamping: done); $0.progress.total = UInt32(clamping: total) })
+                            cont.yield(.with {
+                                $0.progress.done = UInt32(clamping: done)
+                                $0.progress.total = UInt32(clamping: total)
+                                $0.progress.stage = stage
+                            })
                         }
-                    })
+                    }
+                    let vector: ControlVector
+                    if let sae {
+                        vector = try ControlVector.trainWithSAE(model: model, dataset: dataset, sae: sae, layers: trainLayers,
+                                                                batchSize: batch, method: method, decode: !keepFeatures,
+                                                                maxTextTokens: maxTextTokens, maxTotalTokens: maxTotalTokens,
+                                                                progress: progress)
+                    } else {
+                        vector = try ControlVector.train(model: model, dataset: dataset, layers: trainLayers, batchSize: batch,
+                                                         method: method, maxTextTokens: maxTextTokens,
+                                                         maxTotalTokens: maxTotalTokens, progress: progress)
+                    }
                     // A client that went away gets no file: nothing half-done is left behind.
                     guard !cancelled.isSet else { throw CancellationError() }
                     guard !shutdown.isSet else { throw DaemonError.shuttingDown }
@@ -328,7 +355,17 @@ public struct RepengService: Repeng_V1_Repeng.SimpleServiceProtocol {
                     cont.yield(.with {
                         if let listing { $0.result.vector = Self.info(listing) }
                         $0.result.seconds = seconds
-                        $0.result.warnings = vector.warnings
+                        $0.result.warnings = notes + vector.warnings
+                        if keepFeatures {
+                            $0.result.topFeatures = vector.layers.map { layer in
+                                let top = ControlVector.topFeatures(vector.directions[layer] ?? [], count: 10)
+                                return .with {
+                                    $0.layer = Int32(layer)
+                                    $0.index = top.map { UInt32($0.index) }
+                                    $0.weight = top.map(\.weight)
+                                }
+                            }
+                        }
                     })
                     cont.finish()
                 } catch {
@@ -348,6 +385,33 @@ public struct RepengService: Repeng_V1_Repeng.SimpleServiceProtocol {
                 cancelled.set()
             }
         }
+    }
+
+    /// The SAE folder a Train request names, read; nil without `sae`. The folder must lie in the
+    /// configured SAE directory: a client names folders there, never arbitrary paths.
+    func saeSet(_ request: Repeng_V1_TrainRequest, host: ModelHost) throws -> SAESet? {
+        guard !request.sae.isEmpty else {
+            if request.keepFeatures { throw DaemonError.invalidArgument("keep_features is set but sae is not; name an SAE folder") }
+            if request.saeRepengPairing { throw DaemonError.invalidArgument("sae_repeng_pairing is set but sae is not; name an SAE folder") }
+            return nil
+        }
+        let root = (config.saesDir as NSString).standardizingPath
+        var relative = request.sae
+        if relative.hasPrefix("/") {
+            let path = (relative as NSString).standardizingPath
+            guard path == root || path.hasPrefix(root + "/") else {
+                throw DaemonError.invalidArgument("SAE folder \(quoted(request.sae)) is outside the daemon's SAE directory \(root); put it (or a link to it) there")
+            }
+            relative = String(path.dropFirst(root.count)).trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+        }
+        let parts = relative.split(separator: "/", omittingEmptySubsequences: true)
+        guard relative.utf8.count <= 4096, !relative.utf8.contains(0), !parts.contains(where: { $0 == ".." || $0 == "." }) else {
+            throw DaemonError.invalidArgument("SAE folder \(quoted(request.sae)) must name a folder inside the SAE directory (no '..')")
+        }
+        let folder = parts.isEmpty ? root : root + "/" + parts.joined(separator: "/")
+        let set = try SAESet.load(folder: folder, pairing: request.saeRepengPairing ? .repeng : .block)
+        try set.check(hiddenSize: host.model.config.hiddenSize, blockCount: host.model.config.blockCount)
+        return set
     }
 
     // MARK: Queries

@@ -25,14 +25,19 @@ public struct ControlVectorMetadata: Sendable, Equatable, Codable {
     public var modelName: String?
     /// One-line human-readable summary of the training run.
     public var trainingSummary: String?
+    /// Set when the directions are in a sparse autoencoder's feature space (one weight per
+    /// latent, `trainWithSAE(…, decode: false)`), not hidden states: names the SAEs. Such a
+    /// vector cannot steer a model until decoded.
+    public var featureSpace: String?
 
     public init(hiddenSize: Int? = nil, blockCount: Int? = nil, method: String? = nil,
-                modelName: String? = nil, trainingSummary: String? = nil) {
+                modelName: String? = nil, trainingSummary: String? = nil, featureSpace: String? = nil) {
         self.hiddenSize = hiddenSize
         self.blockCount = blockCount
         self.method = method
         self.modelName = modelName
         self.trainingSummary = trainingSummary
+        self.featureSpace = featureSpace
     }
 
     /// Fields equal on both sides are kept, others dropped (for the result of `a ± b`).
@@ -42,7 +47,8 @@ public struct ControlVectorMetadata: Sendable, Equatable, Codable {
             blockCount: blockCount == other.blockCount ? blockCount : (blockCount ?? other.blockCount),
             method: method == other.method ? method : nil,
             modelName: modelName == other.modelName ? modelName : nil,
-            trainingSummary: trainingSummary == other.trainingSummary ? trainingSummary : nil)
+            trainingSummary: trainingSummary == other.trainingSummary ? trainingSummary : nil,
+            featureSpace: featureSpace ?? other.featureSpace)
     }
 }
 

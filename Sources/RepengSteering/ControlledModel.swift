@@ -17,6 +17,8 @@ public enum ControlError: Error, CustomStringConvertible, Sendable, Equatable {
     case invalidVector(ControlVectorError)
     /// The model has no tokenizer, so text prompts cannot be encoded.
     case noTokenizer
+    /// The vector holds SAE feature weights (`trainWithSAE(…, decode: false)`), not hidden-state directions.
+    case featureSpace(String)
 
     public var description: String {
         switch self {
@@ -27,6 +29,8 @@ public enum ControlError: Error, CustomStringConvertible, Sendable, Equatable {
         case .nonFiniteControl(let l): return "coefficient × direction is not finite at block \(l)"
         case .invalidVector(let e): return "invalid control vector: \(e)"
         case .noTokenizer: return "the model has no tokenizer"
+        case .featureSpace(let f):
+            return "control vector holds SAE feature weights (\(f)), not hidden-state directions; train it without keeping features to steer with it"
         }
     }
 }
@@ -44,6 +48,7 @@ extension ControlVector {
         for model: any LanguageModel, coefficient: Float, layers: [Int]? = nil, normalize: Bool = false
     ) throws -> Steering {
         guard coefficient.isFinite else { throw ControlError.nonFiniteCoefficient(coefficient) }
+        if let f = metadata.featureSpace { throw ControlError.featureSpace(f) }
         let size: Int?
         do { size = try validate() } catch let e as ControlVectorError { throw ControlError.invalidVector(e) }
         let d = model.config.hiddenSize

@@ -131,11 +131,57 @@ extension ControlVector {
         maxTotalTokens: Int? = nil, computeHiddens: HiddenStateHook? = nil,
         transformHiddens: HiddenStateTransform? = nil, progress: ((_ done: Int, _ total: Int) throws -> Void)? = nil
     ) throws -> ControlVector {
+        let minimum = method == .pcaDiff ? 2 : 1
+        let x = try extractHiddens(model: model, dataset: dataset, layers: layers, batchSize: batchSize, minimumPairs: minimum,
+                                   method: method, sharePrefixes: sharePrefixes, maxTextTokens: maxTextTokens,
+                                   maxTotalTokens: maxTotalTokens, computeHiddens: computeHiddens, progress: progress)
+        var hiddens = x.hiddens
+        let blocks = x.blocks, tokenCount = x.tokenCount, fitDone = x.done, fitTotal = x.total, L = model.config.blockCount
+        if let transformHiddens {
+            hiddens = try transformHiddens(hiddens)
+            try checkHiddens(hiddens, blocks: blocks, rows: dataset.count * 2)
+        }
+
+        let fitted = try fitDirections(hiddens: hiddens.filter { blocks.contains($0.key) }, method: method) {
+            try progress?(fitDone + $0, fitTotal)
+        }
+        let hidden = fitted.values.first?.direction.count ?? model.config.hiddenSize
+        var summary = "\(method.rawValue), \(dataset.count) pairs, layers \(rangeText(blocks))"
+        if tokenCount > 0 { summary += ", \(tokenCount) tokens" }
+        let ratios = blocks.compactMap { fitted[$0]?.explainedRatio }
+        if !ratios.isEmpty {
+            summary += String(format: ", mean explained variance %.4f", ratios.reduce(0, +) / Double(ratios.count))
+        }
+        let agree = blocks.reduce(0) { $0 + (fitted[$1]?.pairsHigher ?? 0) }
+        summary += String(format: ", pairs ordered %.4f", Double(agree) / Double(max(1, blocks.count * dataset.count)))
+        return ControlVector(
+            modelType: model.config.architecture,
+            directions: fitted.mapValues(\.direction),
+            metadata: ControlVectorMetadata(hiddenSize: hidden, blockCount: L, method: method.rawValue,
+                                            modelName: model.config.name, trainingSummary: summary))
+    }
+
+    /// What `extractHiddens` read: per block one row per text, and the progress units used.
+    struct Extracted {
+        var hiddens: [Int: HiddenMatrix]
+        var blocks: [Int]
+        var tokenCount: Int
+        /// Progress units done (distinct text runs) and the total including one per layer.
+        var done: Int
+        var total: Int
+    }
+
+    /// The dataset checks and last-token hidden-state extraction shared by `train` and
+    /// `trainWithSAE`; `layers` nil means every block but block 0.
+    static func extractHiddens(
+        model: any LanguageModel, dataset: [DatasetEntry], layers: [Int]?, batchSize: Int, minimumPairs: Int,
+        method: TrainingMethod, sharePrefixes: Bool, maxTextTokens: Int?, maxTotalTokens: Int?,
+        computeHiddens: HiddenStateHook?, progress: ((_ done: Int, _ total: Int) throws -> Void)?
+    ) throws -> Extracted {
         guard !dataset.isEmpty else { throw TrainingError.emptyDataset }
         guard batchSize >= 1 else { throw TrainingError.badBatchSize(batchSize) }
-        let minimum = method == .pcaDiff ? 2 : 1
-        guard dataset.count >= minimum else {
-            throw TrainingError.tooFewPairs(method: method, pairs: dataset.count, minimum: minimum)
+        guard dataset.count >= minimumPairs else {
+            throw TrainingError.tooFewPairs(method: method, pairs: dataset.count, minimum: minimumPairs)
         }
         let L = model.config.blockCount
         let blocks = try normalizedLayers(layers ?? Array(stride(from: -1, to: -L, by: -1)), config: model.config)
@@ -145,7 +191,7 @@ extension ControlVector {
         for e in dataset { texts.append(e.positive); texts.append(e.negative) }
 
         var tokenCount = 0
-        var hiddens: [Int: HiddenMatrix]
+        let hiddens: [Int: HiddenMatrix]
         var fitDone = 0, fitTotal = blocks.count
         if let computeHiddens {
             try progress?(0, fitTotal)
@@ -170,38 +216,19 @@ extension ControlVector {
             let unique = Set(sequences).count
             fitDone = unique
             fitTotal = unique + blocks.count
+            let total = fitTotal
             hiddens = try lastTokenHiddenStates(model: model, sequences: sequences, layers: blocks, batchSize: batchSize,
-                                                sharePrefixes: sharePrefixes) { try progress?($0, fitTotal) }
+                                                sharePrefixes: sharePrefixes) { try progress?($0, total) }
         }
+        try checkHiddens(hiddens, blocks: blocks, rows: texts.count)
+        return Extracted(hiddens: hiddens, blocks: blocks, tokenCount: tokenCount, done: fitDone, total: fitTotal)
+    }
+
+    static func checkHiddens(_ hiddens: [Int: HiddenMatrix], blocks: [Int], rows: Int) throws {
         for b in blocks {
             guard let m = hiddens[b] else { throw TrainingError.hookMissingLayer(b) }
-            guard m.rows == texts.count else { throw TrainingError.hookRowCount(layer: b, expected: texts.count, found: m.rows) }
+            guard m.rows == rows else { throw TrainingError.hookRowCount(layer: b, expected: rows, found: m.rows) }
         }
-        if let transformHiddens {
-            hiddens = try transformHiddens(hiddens)
-            for b in blocks {
-                guard let m = hiddens[b] else { throw TrainingError.hookMissingLayer(b) }
-                guard m.rows == texts.count else { throw TrainingError.hookRowCount(layer: b, expected: texts.count, found: m.rows) }
-            }
-        }
-
-        let fitted = try fitDirections(hiddens: hiddens.filter { blocks.contains($0.key) }, method: method) {
-            try progress?(fitDone + $0, fitTotal)
-        }
-        let hidden = fitted.values.first?.direction.count ?? model.config.hiddenSize
-        var summary = "\(method.rawValue), \(dataset.count) pairs, layers \(rangeText(blocks))"
-        if tokenCount > 0 { summary += ", \(tokenCount) tokens" }
-        let ratios = blocks.compactMap { fitted[$0]?.explainedRatio }
-        if !ratios.isEmpty {
-            summary += String(format: ", mean explained variance %.4f", ratios.reduce(0, +) / Double(ratios.count))
-        }
-        let agree = blocks.reduce(0) { $0 + (fitted[$1]?.pairsHigher ?? 0) }
-        summary += String(format: ", pairs ordered %.4f", Double(agree) / Double(max(1, blocks.count * dataset.count)))
-        return ControlVector(
-            modelType: model.config.architecture,
-            directions: fitted.mapValues(\.direction),
-            metadata: ControlVectorMetadata(hiddenSize: hidden, blockCount: L, method: method.rawValue,
-                                            modelName: model.config.name, trainingSummary: summary))
     }
 
     /// Fits one direction per layer from hidden states whose rows are ordered positive 0,

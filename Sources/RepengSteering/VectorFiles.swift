@@ -82,6 +82,8 @@ public enum ControlVectorKeys {
     public static let method = "controlvector.method"
     public static let modelName = "controlvector.model_name"
     public static let trainingSummary = "controlvector.training"
+    /// Present on vectors in an SAE's feature space (this project's key; names the SAEs).
+    public static let featureSpace = "controlvector.sae_features"
     /// Prefix of direction tensor names: `direction.<block index>`.
     public static let directionPrefix = "direction."
 }
@@ -129,6 +131,7 @@ extension ControlVector {
         if let m = metadata.method { w.add(key: ControlVectorKeys.method, .string(m)) }
         if let m = metadata.modelName { w.add(key: ControlVectorKeys.modelName, .string(m)) }
         if let s = metadata.trainingSummary { w.add(key: ControlVectorKeys.trainingSummary, .string(s)) }
+        if let f = metadata.featureSpace { w.add(key: ControlVectorKeys.featureSpace, .string(f)) }
         for layer in layers {
             w.addTensor(name: "\(ControlVectorKeys.directionPrefix)\(layer)", dims: [n], floats: directions[layer] ?? [])
         }
@@ -181,7 +184,8 @@ extension ControlVector {
             hiddenSize: nEmbd, blockCount: blockCount,
             method: try optionalString(ControlVectorKeys.method),
             modelName: try optionalString(ControlVectorKeys.modelName),
-            trainingSummary: try optionalString(ControlVectorKeys.trainingSummary))
+            trainingSummary: try optionalString(ControlVectorKeys.trainingSummary),
+            featureSpace: try optionalString(ControlVectorKeys.featureSpace))
 
         let layerLimit = blockCount.map { $0 - 1 } ?? VectorFileLimits.maxLayer
         var directions: [Int: [Float]] = [:]
@@ -273,6 +277,7 @@ extension ControlVector {
         if let m = metadata.method { s += "  \"method\": \(jsonString(m)),\n" }
         if let m = metadata.modelName { s += "  \"model_name\": \(jsonString(m)),\n" }
         if let t = metadata.trainingSummary { s += "  \"training\": \(jsonString(t)),\n" }
+        if let f = metadata.featureSpace { s += "  \"sae_features\": \(jsonString(f)),\n" }
         s += "  \"directions\": {"
         for (k, layer) in layers.enumerated() {
             s += k == 0 ? "\n" : ",\n"
@@ -337,7 +342,8 @@ extension ControlVector {
         guard !directions.isEmpty else { throw VectorFileError.noDirections }
         self.init(modelType: file.model_type, directions: directions,
                   metadata: ControlVectorMetadata(hiddenSize: file.n_embd, blockCount: file.block_count, method: file.method,
-                                                  modelName: file.model_name, trainingSummary: file.training))
+                                                  modelName: file.model_name, trainingSummary: file.training,
+                                                  featureSpace: file.sae_features))
     }
 
     /// Reads a JSON vector file.
@@ -372,6 +378,7 @@ private struct JSONVectorFile: Decodable {
     var method: String?
     var model_name: String?
     var training: String?
+    var sae_features: String?
     var directions: [String: [Double]]
 }
 

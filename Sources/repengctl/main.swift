@@ -340,15 +340,18 @@ struct Train: AsyncParsableCommand {
         discussion: """
             FILE.json holds an array of {"positive": …, "negative": …} pairs. With --chat, positive and \
             negative are the user messages and each entry's "reply" the start of the assistant's answer; \
-            the daemon lays them out with the model's own chat template.
+            the daemon lays them out with the model's own chat template. With --sae DIR the daemon \
+            trains through the sparse autoencoders of DIR (EleutherAI or SAELens layout), a folder \
+            in its SAE directory: by default on the layers DIR covers, with pca_center, decoded \
+            back to hidden states; --keep-features keeps the SAE feature weights instead.
             """)
     @OptionGroup var global: GlobalOptions
     @Argument(help: "Name of the vector to write.")
     var name: String
     @Option(help: "Dataset file (JSON array of {positive, negative}).")
     var dataset: String
-    @Option(help: "pca_diff (default), pca_center or mean_diff.")
-    var method: String = "pca_diff"
+    @Option(help: "pca_diff (default; pca_center with --sae), pca_center or mean_diff.")
+    var method: String?
     @Option(parsing: .unconditional, help: "Layers to train: ids and ranges, e.g. '-1..-29' or '13..25'.")
     var layers: String?
     @Option(help: "Texts per forward pass.")
@@ -359,13 +362,24 @@ struct Train: AsyncParsableCommand {
     var chat = false
     @Option(help: "With --chat: chatml, gemma or plain instead of the model's own chat template.")
     var chatFormat: String?
+    @Option(help: "Train through the SAEs of this folder (relative to the daemon's SAE directory, or an absolute path inside it).")
+    var sae: String?
+    @Flag(help: "With --sae: keep the direction as SAE feature weights (not usable for steering) and print its top features.")
+    var keepFeatures = false
+    @Flag(help: "With --sae: pair layer N with EleutherAI's layers.N-1, as repeng 0.4's from_eleuther does.")
+    var saeRepengPairing = false
 
     func run() async throws {
         let g = global
         if chatFormat != nil && !chat { throw ValidationError("--chat-format applies to --chat") }
         let chat = self.chat, chatFormat = self.chatFormat ?? ""
+        if self.sae == nil && (self.keepFeatures || self.saeRepengPairing) {
+            throw ValidationError(self.keepFeatures ? "--keep-features applies to --sae" : "--sae-repeng-pairing applies to --sae")
+        }
+        let sae = self.sae ?? "", keepFeatures = self.keepFeatures, repengPairing = self.saeRepengPairing
         let m: Repeng_V1_TrainingMethod
         switch method {
+        case nil: m = .unspecified
         case "pca_diff": m = .pcaDiff
         case "pca_center": m = .pcaCenter
         case "mean_diff": m = .meanDiff
@@ -387,13 +401,16 @@ struct Train: AsyncParsableCommand {
                     $0.batchSize = batch
                     $0.chat = chat
                     $0.chatFormat = chatFormat
+                    $0.sae = sae
+                    $0.keepFeatures = keepFeatures
+                    $0.saeRepengPairing = repengPairing
                 }
                 let result = try await client.train(request, options: g.streamOptions) { response in
                     var result: Repeng_V1_TrainResult?
                     for try await ev in response.messages {
                         switch ev.event {
                         case .progress(let p)?:
-                            if showBar { writeErr("\r" + Self.bar(done: Int(p.done), total: Int(p.total))) }
+                            if showBar { writeErr("\r" + Self.bar(done: Int(p.done), total: Int(p.total)) + (p.stage.isEmpty ? "" : " \(p.stage)    ")) }
                         case .result(let r)?: result = r
                         case nil: break
                         }
@@ -404,10 +421,22 @@ struct Train: AsyncParsableCommand {
                 }
                 let v = result.vector
                 if g.json {
-                    try printJSON(["name": v.name, "file": v.file, "layers": v.layers.map(Int.init), "hidden_size": v.hiddenSize,
-                                   "model_hint": v.modelHint, "method": v.method, "seconds": result.seconds, "warnings": result.warnings])
+                    var out: [String: Any] = [
+                        "name": v.name, "file": v.file, "layers": v.layers.map(Int.init), "hidden_size": v.hiddenSize,
+                        "model_hint": v.modelHint, "method": v.method, "seconds": result.seconds, "warnings": result.warnings]
+                    if !result.topFeatures.isEmpty {
+                        out["top_features"] = result.topFeatures.map { f -> [String: Any] in
+                            ["layer": Int(f.layer), "features": zip(f.index, f.weight).map { [Int($0), Double($1)] }]
+                        }
+                    }
+                    try printJSON(out)
                 } else {
-                    writeOut("trained \(v.name) → \(v.file) (\(v.layers.count) layers, hidden \(v.hiddenSize)) in \(String(format: "%.1f", result.seconds)) s\n")
+                    let size = result.topFeatures.isEmpty ? "hidden \(v.hiddenSize)" : "\(v.hiddenSize) SAE features"
+                    writeOut("trained \(v.name) → \(v.file) (\(v.layers.count) layers, \(size)) in \(String(format: "%.1f", result.seconds)) s\n")
+                    for f in result.topFeatures {
+                        let list = zip(f.index, f.weight).map { "\($0):\(String(format: "%+.4f", $1))" }.joined(separator: " ")
+                        writeOut("  layer \(f.layer) top features: \(list)\n")
+                    }
                     for w in result.warnings { writeErr("repengctl: warning: \(w)\n") }
                 }
             }

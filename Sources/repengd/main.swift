@@ -42,6 +42,9 @@ struct Repengd: AsyncParsableCommand {
     @Option(help: "Directory for the daemon's state (control.json).")
     var state: String?
 
+    @Option(help: "Directory of SAE folders that training may read (default: STATE/saes).")
+    var saes: String?
+
     @Option(name: .customLong("model"), help: "NAME=PATH of a GGUF model; repeat for more (the first is the default).")
     var models: [String] = []
 
@@ -75,7 +78,7 @@ struct Repengd: AsyncParsableCommand {
         do {
             cfg = try DaemonConfig.resolve(socket: socket, vectors: vectors, state: state, modelFlags: models,
                                            threads: threads, socketGroup: socketGroup, allowedUids: allowUids,
-                                           configFile: config)
+                                           saes: saes, configFile: config)
         } catch {
             logger.critical("\(error)")
             throw ExitCode(2)

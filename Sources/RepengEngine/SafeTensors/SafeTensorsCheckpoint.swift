@@ -90,12 +90,12 @@ func isPlainFileName(_ s: String) -> Bool {
 }
 
 /// Why a small file could not be read.
-struct SmallFileError: Error, CustomStringConvertible {
-    let description: String
+public struct SmallFileError: Error, CustomStringConvertible, Sendable {
+    public let description: String
 }
 
-/// The bytes of a regular file of at most `limit` bytes.
-func readSmallFile(_ path: String, limit: Int) throws(SmallFileError) -> [UInt8] {
+/// The bytes of a regular file of at most `limit` bytes (a config or index file read whole).
+public func readSmallFile(_ path: String, limit: Int) throws(SmallFileError) -> [UInt8] {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { throw SmallFileError(description: "cannot open: \(String(cString: strerror(errno)))") }
     defer { close(fd) }

@@ -183,9 +183,20 @@ public final class SafeTensorsFile: @unchecked Sendable {
 
     /// Converts an F32, F16 or BF16 tensor to f32 into `dst` (elementCount values).
     public func decode(_ t: SafeTensorsTensorInfo, into dst: UnsafeMutablePointer<Float>) throws(SafeTensorsError) {
-        let d = data(t), n = t.elementCount
+        try decode(t, elements: 0..<t.elementCount, into: dst)
+    }
+
+    /// Converts elements `elements` (flat, row-major) of an F32, F16 or BF16 tensor to f32 into
+    /// `dst` (`elements.count` values); a range outside the tensor is an error.
+    public func decode(_ t: SafeTensorsTensorInfo, elements: Range<Int>, into dst: UnsafeMutablePointer<Float>) throws(SafeTensorsError) {
+        let d = data(t)
         guard d.count == t.byteCount else { throw .badOffsets(tensor: t.name, reason: "data outside the file") }
-        guard n > 0, let base = d.baseAddress else { return }
+        guard elements.lowerBound >= 0, elements.upperBound <= t.elementCount else {
+            throw .badEntry(tensor: t.name, reason: "elements \(elements) asked of a tensor of \(t.elementCount)")
+        }
+        let n = elements.count
+        guard n > 0, let start = d.baseAddress else { return }
+        let base = start + elements.lowerBound * t.dtype.size
         switch t.dtype {
         case .f32: UnsafeMutableRawPointer(dst).copyMemory(from: base, byteCount: n * 4)
         case .f16: Dequant.decodeF16(base, count: n, into: dst)

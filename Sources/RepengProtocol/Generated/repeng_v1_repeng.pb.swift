@@ -279,6 +279,20 @@ public nonisolated struct Repeng_V1_TrainRequest: Sendable {
   /// template (a model without one gets INVALID_ARGUMENT).
   public var chatFormat: String = String()
 
+  /// Train through sparse autoencoders (repeng's train_with_sae): an SAE folder (EleutherAI or
+  /// SAELens layout; one SAE or a parent of several) named relative to the daemon's SAE directory
+  /// (config key `saes`), or an absolute path inside it. Layers default to those the folder
+  /// covers; the method defaults to pca_center.
+  public var sae: String = String()
+
+  /// With sae: keep the direction in the SAE's feature space instead of decoding it. The vector is
+  /// saved marked as SAE features (it cannot steer) and the result lists its top features.
+  public var keepFeatures: Bool = false
+
+  /// With sae: pair layer N with EleutherAI's layers.{N-1} as repeng 0.4's from_eleuther does
+  /// (to reproduce vectors made that way) instead of layers.N, the SAE of the same block's output.
+  public var saeRepengPairing: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -293,6 +307,28 @@ public nonisolated struct Repeng_V1_TrainProgress: Sendable {
   public var done: UInt32 = 0
 
   public var total: UInt32 = 0
+
+  /// What the units counted so far are: "hidden states" (texts run), then "fitting" (layers
+  /// fitted), or "sae encoding" (layers encoded through their SAE and fitted).
+  public var stage: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The features of largest |weight| of one layer's feature-space direction (keep_features).
+public nonisolated struct Repeng_V1_LayerFeatures: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var layer: Int32 = 0
+
+  /// Latent indices, largest |weight| first, and their weights (same length).
+  public var index: [UInt32] = []
+
+  public var weight: [Float] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -320,6 +356,9 @@ public nonisolated struct Repeng_V1_TrainResult: Sendable {
 
   /// Problems noticed that did not stop training.
   public var warnings: [String] = []
+
+  /// With keep_features: the top features of each layer.
+  public var topFeatures: [Repeng_V1_LayerFeatures] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1124,7 +1163,7 @@ nonisolated extension Repeng_V1_DatasetEntry: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Repeng_V1_TrainRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TrainRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}model\0\u{1}name\0\u{1}dataset\0\u{1}method\0\u{1}layers\0\u{1}overwrite\0\u{3}batch_size\0\u{1}chat\0\u{3}chat_format\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}model\0\u{1}name\0\u{1}dataset\0\u{1}method\0\u{1}layers\0\u{1}overwrite\0\u{3}batch_size\0\u{1}chat\0\u{3}chat_format\0\u{1}sae\0\u{3}keep_features\0\u{3}sae_repeng_pairing\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1141,6 +1180,9 @@ nonisolated extension Repeng_V1_TrainRequest: SwiftProtobuf.Message, SwiftProtob
       case 7: try { try decoder.decodeSingularUInt32Field(value: &self.batchSize) }()
       case 8: try { try decoder.decodeSingularBoolField(value: &self.chat) }()
       case 9: try { try decoder.decodeSingularStringField(value: &self.chatFormat) }()
+      case 10: try { try decoder.decodeSingularStringField(value: &self.sae) }()
+      case 11: try { try decoder.decodeSingularBoolField(value: &self.keepFeatures) }()
+      case 12: try { try decoder.decodeSingularBoolField(value: &self.saeRepengPairing) }()
       default: break
       }
     }
@@ -1174,6 +1216,15 @@ nonisolated extension Repeng_V1_TrainRequest: SwiftProtobuf.Message, SwiftProtob
     if !self.chatFormat.isEmpty {
       try visitor.visitSingularStringField(value: self.chatFormat, fieldNumber: 9)
     }
+    if !self.sae.isEmpty {
+      try visitor.visitSingularStringField(value: self.sae, fieldNumber: 10)
+    }
+    if self.keepFeatures != false {
+      try visitor.visitSingularBoolField(value: self.keepFeatures, fieldNumber: 11)
+    }
+    if self.saeRepengPairing != false {
+      try visitor.visitSingularBoolField(value: self.saeRepengPairing, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1187,6 +1238,9 @@ nonisolated extension Repeng_V1_TrainRequest: SwiftProtobuf.Message, SwiftProtob
     if lhs.batchSize != rhs.batchSize {return false}
     if lhs.chat != rhs.chat {return false}
     if lhs.chatFormat != rhs.chatFormat {return false}
+    if lhs.sae != rhs.sae {return false}
+    if lhs.keepFeatures != rhs.keepFeatures {return false}
+    if lhs.saeRepengPairing != rhs.saeRepengPairing {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1194,7 +1248,7 @@ nonisolated extension Repeng_V1_TrainRequest: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Repeng_V1_TrainProgress: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TrainProgress"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}done\0\u{1}total\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}done\0\u{1}total\0\u{1}stage\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1204,6 +1258,7 @@ nonisolated extension Repeng_V1_TrainProgress: SwiftProtobuf.Message, SwiftProto
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt32Field(value: &self.done) }()
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.total) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.stage) }()
       default: break
       }
     }
@@ -1216,12 +1271,56 @@ nonisolated extension Repeng_V1_TrainProgress: SwiftProtobuf.Message, SwiftProto
     if self.total != 0 {
       try visitor.visitSingularUInt32Field(value: self.total, fieldNumber: 2)
     }
+    if !self.stage.isEmpty {
+      try visitor.visitSingularStringField(value: self.stage, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Repeng_V1_TrainProgress, rhs: Repeng_V1_TrainProgress) -> Bool {
     if lhs.done != rhs.done {return false}
     if lhs.total != rhs.total {return false}
+    if lhs.stage != rhs.stage {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Repeng_V1_LayerFeatures: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".LayerFeatures"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}layer\0\u{1}index\0\u{1}weight\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt32Field(value: &self.layer) }()
+      case 2: try { try decoder.decodeRepeatedUInt32Field(value: &self.index) }()
+      case 3: try { try decoder.decodeRepeatedFloatField(value: &self.weight) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.layer != 0 {
+      try visitor.visitSingularInt32Field(value: self.layer, fieldNumber: 1)
+    }
+    if !self.index.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.index, fieldNumber: 2)
+    }
+    if !self.weight.isEmpty {
+      try visitor.visitPackedFloatField(value: self.weight, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Repeng_V1_LayerFeatures, rhs: Repeng_V1_LayerFeatures) -> Bool {
+    if lhs.layer != rhs.layer {return false}
+    if lhs.index != rhs.index {return false}
+    if lhs.weight != rhs.weight {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1229,7 +1328,7 @@ nonisolated extension Repeng_V1_TrainProgress: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Repeng_V1_TrainResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TrainResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vector\0\u{1}seconds\0\u{1}warnings\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vector\0\u{1}seconds\0\u{1}warnings\0\u{3}top_features\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1240,6 +1339,7 @@ nonisolated extension Repeng_V1_TrainResult: SwiftProtobuf.Message, SwiftProtobu
       case 1: try { try decoder.decodeSingularMessageField(value: &self._vector) }()
       case 2: try { try decoder.decodeSingularDoubleField(value: &self.seconds) }()
       case 3: try { try decoder.decodeRepeatedStringField(value: &self.warnings) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.topFeatures) }()
       default: break
       }
     }
@@ -1259,6 +1359,9 @@ nonisolated extension Repeng_V1_TrainResult: SwiftProtobuf.Message, SwiftProtobu
     if !self.warnings.isEmpty {
       try visitor.visitRepeatedStringField(value: self.warnings, fieldNumber: 3)
     }
+    if !self.topFeatures.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.topFeatures, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1266,6 +1369,7 @@ nonisolated extension Repeng_V1_TrainResult: SwiftProtobuf.Message, SwiftProtobu
     if lhs._vector != rhs._vector {return false}
     if lhs.seconds != rhs.seconds {return false}
     if lhs.warnings != rhs.warnings {return false}
+    if lhs.topFeatures != rhs.topFeatures {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
