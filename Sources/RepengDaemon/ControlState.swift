@@ -71,6 +71,9 @@ public struct ControlResolver: Sendable {
             }
             let (vector, version) = try store.loadVersioned(term.vector)
             versions[term.vector] = version
+            if let f = vector.metadata.featureSpace {
+                throw DaemonError.unusableVector(name: term.vector, reason: ControlError.featureSpace(f).description)
+            }
             if let h = vector.hiddenSize, h != model.config.hiddenSize {
                 throw DaemonError.invalidArgument("vector '\(term.vector)' has hidden size \(h) but model '\(model.config.name)' has \(model.config.hiddenSize); it was trained for another model")
             }

@@ -68,6 +68,7 @@ public struct RepengService: Repeng_V1_Repeng.SimpleServiceProtocol {
             v.hiddenSize = UInt32(clamping: cv.hiddenSize ?? 0)
             v.modelHint = cv.modelType
             v.method = cv.metadata.method ?? ""
+            v.saeFeatures = cv.metadata.featureSpace ?? ""
         } else {
             v.status = .error
         }
@@ -395,18 +396,19 @@ public struct RepengService: Repeng_V1_Repeng.SimpleServiceProtocol {
             if request.saeRepengPairing { throw DaemonError.invalidArgument("sae_repeng_pairing is set but sae is not; name an SAE folder") }
             return nil
         }
-        let root = (config.saesDir as NSString).standardizingPath
-        var relative = request.sae
-        if relative.hasPrefix("/") {
-            let path = (relative as NSString).standardizingPath
-            guard path == root || path.hasPrefix(root + "/") else {
+        // Lexically (links are not followed: the directory's owner may link folders into it).
+        let rootParts = config.saesDir.split(separator: "/").filter { $0 != "." }
+        let root = "/" + rootParts.joined(separator: "/")
+        var parts = request.sae.split(separator: "/", omittingEmptySubsequences: true)
+        guard request.sae.utf8.count <= 4096, !request.sae.utf8.contains(0), !parts.contains(where: { $0 == ".." }) else {
+            throw DaemonError.invalidArgument("SAE folder \(quoted(request.sae)) must name a folder inside the SAE directory (no '..')")
+        }
+        parts.removeAll { $0 == "." }
+        if request.sae.hasPrefix("/") {
+            guard parts.starts(with: rootParts) else {
                 throw DaemonError.invalidArgument("SAE folder \(quoted(request.sae)) is outside the daemon's SAE directory \(root); put it (or a link to it) there")
             }
-            relative = String(path.dropFirst(root.count)).trimmingCharacters(in: CharacterSet(charactersIn: "/"))
-        }
-        let parts = relative.split(separator: "/", omittingEmptySubsequences: true)
-        guard relative.utf8.count <= 4096, !relative.utf8.contains(0), !parts.contains(where: { $0 == ".." || $0 == "." }) else {
-            throw DaemonError.invalidArgument("SAE folder \(quoted(request.sae)) must name a folder inside the SAE directory (no '..')")
+            parts.removeFirst(rootParts.count)
         }
         let folder = parts.isEmpty ? root : root + "/" + parts.joined(separator: "/")
         let set = try SAESet.load(folder: folder, pairing: request.saeRepengPairing ? .repeng : .block)

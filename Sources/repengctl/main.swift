@@ -270,6 +270,7 @@ struct Vectors: AsyncParsableCommand {
                             "version": v.version,
                         ]
                         if !v.method.isEmpty { o["method"] = v.method }
+                        if !v.saeFeatures.isEmpty { o["sae_features"] = v.saeFeatures }
                         if !v.error.isEmpty { o["error"] = v.error }
                         return o
                     }])
@@ -280,6 +281,7 @@ struct Vectors: AsyncParsableCommand {
                         } else {
                             let layers = v.layers.isEmpty ? "-" : "\(v.layers.first!)..\(v.layers.last!) (\(v.layers.count))"
                             var line = "\(v.name)\t\(v.file)\tv\(v.version)\tlayers \(layers)\thidden \(v.hiddenSize)\t\(v.modelHint)"
+                            if !v.saeFeatures.isEmpty { line += "\tSAE features (\(v.saeFeatures))" }
                             if v.status == .stale { line += "\tSTALE (newest file: \(v.error))" }
                             writeOut(line + "\n")
                         }

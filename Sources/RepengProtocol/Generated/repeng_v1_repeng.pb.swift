@@ -951,6 +951,10 @@ public nonisolated struct Repeng_V1_VectorInfo: Sendable {
   /// Increases each time a new good version of the file is loaded; 0 when none has loaded.
   public var version: UInt64 = 0
 
+  /// Set when the directions are SAE feature weights (trained with keep_features), not hidden
+  /// states: names the SAEs. Such a vector cannot be used as control.
+  public var saeFeatures: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2287,7 +2291,7 @@ nonisolated extension Repeng_V1_ListVectorsRequest: SwiftProtobuf.Message, Swift
 
 nonisolated extension Repeng_V1_VectorInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".VectorInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}file\0\u{1}layers\0\u{3}hidden_size\0\u{3}model_hint\0\u{1}method\0\u{1}status\0\u{1}error\0\u{3}size_bytes\0\u{1}version\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}file\0\u{1}layers\0\u{3}hidden_size\0\u{3}model_hint\0\u{1}method\0\u{1}status\0\u{1}error\0\u{3}size_bytes\0\u{1}version\0\u{3}sae_features\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2305,6 +2309,7 @@ nonisolated extension Repeng_V1_VectorInfo: SwiftProtobuf.Message, SwiftProtobuf
       case 8: try { try decoder.decodeSingularStringField(value: &self.error) }()
       case 9: try { try decoder.decodeSingularUInt64Field(value: &self.sizeBytes) }()
       case 10: try { try decoder.decodeSingularUInt64Field(value: &self.version) }()
+      case 11: try { try decoder.decodeSingularStringField(value: &self.saeFeatures) }()
       default: break
       }
     }
@@ -2341,6 +2346,9 @@ nonisolated extension Repeng_V1_VectorInfo: SwiftProtobuf.Message, SwiftProtobuf
     if self.version != 0 {
       try visitor.visitSingularUInt64Field(value: self.version, fieldNumber: 10)
     }
+    if !self.saeFeatures.isEmpty {
+      try visitor.visitSingularStringField(value: self.saeFeatures, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2355,6 +2363,7 @@ nonisolated extension Repeng_V1_VectorInfo: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.error != rhs.error {return false}
     if lhs.sizeBytes != rhs.sizeBytes {return false}
     if lhs.version != rhs.version {return false}
+    if lhs.saeFeatures != rhs.saeFeatures {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
