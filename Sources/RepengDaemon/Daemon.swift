@@ -106,12 +106,19 @@ public final class Daemon: Sendable {
             notifier.status("loading model \(spec.name) (\(i + 1) of \(config.models.count))")
             let t0 = monotonicSeconds()
             let model: any LanguageModel
-            do { model = try loadModel(path: spec.path) } catch {
+            // A Hugging Face folder's weights are f32 in memory whatever was asked.
+            var isFolder: ObjCBool = false
+            let folder = FileManager.default.fileExists(atPath: spec.path, isDirectory: &isFolder) && isFolder.boolValue
+            let precision = folder ? .exact : spec.precision ?? config.precision
+            do { model = try loadModel(path: spec.path, precision: precision) } catch {
                 for h in hosts { h.scheduler.stop(cancelRunning: true) }
                 throw StartupError.model(name: spec.name, path: spec.path, reason: "\(error)")
             }
-            hosts.append(ModelHost(spec: spec, model: model, limits: config.limits, isDefault: i == 0))
-            logger.info("loaded model \(spec.name) (\(model.config.architecture), \(model.config.blockCount) blocks, hidden \(model.config.hiddenSize)) from \(spec.path) in \(String(format: "%.2f", monotonicSeconds() - t0)) s")
+            var resolved = spec
+            resolved.precision = precision
+            hosts.append(ModelHost(spec: resolved, model: model, limits: config.limits, isDefault: i == 0))
+            let mib = Double(model.residentBytes) / 1048576
+            logger.info("loaded model \(spec.name) (\(model.config.architecture), \(model.config.blockCount) blocks, hidden \(model.config.hiddenSize), \(precision.rawValue) weights, \(String(format: "%.0f", mib)) MiB resident) from \(spec.path) in \(String(format: "%.2f", monotonicSeconds() - t0)) s")
         }
         let registry = ModelRegistry(hosts: hosts)
         let vectorLogger = logger

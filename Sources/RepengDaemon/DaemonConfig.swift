@@ -54,13 +54,16 @@ public struct DaemonLimits: Sendable, Equatable {
     public init() {}
 }
 
-/// One model to load: the name requests use and its GGUF file.
+/// One model to load: the name requests use, its GGUF file or Hugging Face folder, and how its
+/// weights are kept (nil: the daemon's default, `DaemonConfig.precision`).
 public struct ModelSpec: Sendable, Equatable {
     public var name: String
     public var path: String
-    public init(name: String, path: String) {
+    public var precision: WeightPrecision?
+    public init(name: String, path: String, precision: WeightPrecision? = nil) {
         self.name = name
         self.path = path
+        self.precision = precision
     }
 }
 
@@ -96,6 +99,9 @@ public struct DaemonConfig: Sendable, Equatable {
     public var stateDir: String
     /// Directory of SAE folders that Train may read (`TrainRequest.sae` names a folder in it).
     public var saesDir: String
+    /// How model weights are kept when a model names none: `native` (the file's own encodings
+    /// where the engine multiplies them directly; the serving default) or `exact` (f32).
+    public var precision: WeightPrecision
     /// Models to load; the first is the default.
     public var models: [ModelSpec]
     /// BLAS threads (nil: one per core).
@@ -109,8 +115,9 @@ public struct DaemonConfig: Sendable, Equatable {
 
     public init(socketPath: String, vectorsDir: String, stateDir: String, models: [ModelSpec],
                 threads: Int? = nil, socketGroup: String? = nil, allowedUids: [UInt32]? = nil,
-                limits: DaemonLimits = DaemonLimits(), saesDir: String? = nil) {
+                limits: DaemonLimits = DaemonLimits(), saesDir: String? = nil, precision: WeightPrecision = .native) {
         self.saesDir = saesDir ?? stateDir + "/saes"
+        self.precision = precision
         self.socketGroup = socketGroup
         self.allowedUids = allowedUids
         self.socketPath = socketPath
@@ -182,6 +189,7 @@ public struct DaemonConfig: Sendable, Equatable {
     /// socket = "/run/repengd/repengd.sock"
     /// vectors = "/var/lib/repengd/vectors"
     /// saes = "/var/lib/repengd/saes"  # SAE folders Train may read (default: STATE/saes)
+    /// precision = "native"         # weights in their file encodings (default) or "exact" (f32)
     /// state = "/var/lib/repengd"
     /// threads = 2
     /// socket_group = "repeng"      # group of the socket (0660) and its directory (0750)
@@ -189,6 +197,7 @@ public struct DaemonConfig: Sendable, Equatable {
     /// [[model]]
     /// name = "smollm2"
     /// path = "/usr/share/repengd/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+    /// precision = "exact"          # this model only
     /// [limits]
     /// max_queue = 64
     /// max_batch = 8
@@ -213,6 +222,7 @@ public struct DaemonConfig: Sendable, Equatable {
         public var socket: String?
         public var vectors: String?
         public var saes: String?
+        public var precision: WeightPrecision?
         public var state: String?
         public var threads: Int?
         public var socketGroup: String?
@@ -285,7 +295,7 @@ public struct DaemonConfig: Sendable, Equatable {
             guard d.isFinite, d >= min, d <= max else { throw ConfigError.badValue(key: label, reason: "must be in \(min)...\(max), got \(d)") }
             return d
         }
-        let topKeys = ["socket", "vectors", "saes", "state", "threads", "socket_group", "allowed_uids", "model", "limits"]
+        let topKeys = ["socket", "vectors", "saes", "precision", "state", "threads", "socket_group", "allowed_uids", "model", "limits"]
         for key in table.keys where !topKeys.contains(key) {
             throw ConfigError.badValue(key: key, reason: "unknown key (known: \(topKeys.joined(separator: ", ")))")
         }
@@ -306,6 +316,12 @@ public struct DaemonConfig: Sendable, Equatable {
         out.socket = try string(table, "socket", "socket")
         out.vectors = try string(table, "vectors", "vectors")
         out.saes = try string(table, "saes", "saes")
+        func precision(_ t: TOMLTable, _ label: String) throws -> WeightPrecision? {
+            guard let s = try string(t, "precision", label) else { return nil }
+            guard let p = WeightPrecision(rawValue: s) else { throw ConfigError.badValue(key: label, reason: "must be \"native\" or \"exact\", got '\(quoted(s))'") }
+            return p
+        }
+        out.precision = try precision(table, "precision")
         out.state = try string(table, "state", "state")
         out.threads = try int(table, "threads", "threads", max: 1024)
         if let m = table["model"] {
@@ -321,10 +337,10 @@ public struct DaemonConfig: Sendable, Equatable {
                 guard let p = try string(t, "path", "model[\(i)].path"), !p.isEmpty else {
                     throw ConfigError.badValue(key: "model[\(i)].path", reason: "must be the path of a GGUF file")
                 }
-                for key in t.keys where !["name", "path"].contains(key) {
-                    throw ConfigError.badValue(key: "model[\(i)].\(key)", reason: "unknown key (known: name, path)")
+                for key in t.keys where !["name", "path", "precision"].contains(key) {
+                    throw ConfigError.badValue(key: "model[\(i)].\(key)", reason: "unknown key (known: name, path, precision)")
                 }
-                out.models.append(ModelSpec(name: name, path: p))
+                out.models.append(ModelSpec(name: name, path: p, precision: try precision(t, "model[\(i)].precision")))
             }
         }
         if let l = table["limits"] {
@@ -364,7 +380,8 @@ public struct DaemonConfig: Sendable, Equatable {
 
     /// Combines flags (which win), a config file and the defaults.
     public static func resolve(socket: String?, vectors: String?, state: String?, modelFlags: [String], threads: Int?,
-                               socketGroup: String? = nil, allowedUids: [UInt32] = [], saes: String? = nil, configFile: String?, environment env: [String: String] = ProcessInfo.processInfo.environment) throws -> DaemonConfig {
+                               socketGroup: String? = nil, allowedUids: [UInt32] = [], saes: String? = nil,
+                               precision: WeightPrecision? = nil, configFile: String?, environment env: [String: String] = ProcessInfo.processInfo.environment) throws -> DaemonConfig {
         let file = try configFile.map(readFile) ?? FileSettings()
         var models = try modelFlags.map(parseModelFlag)
         if models.isEmpty { models = file.models }
@@ -381,6 +398,7 @@ public struct DaemonConfig: Sendable, Equatable {
             socketGroup: socketGroup ?? file.socketGroup,
             allowedUids: allowedUids.isEmpty ? file.allowedUids : allowedUids,
             limits: file.limits,
-            saesDir: saes ?? file.saes)
+            saesDir: saes ?? file.saes,
+            precision: precision ?? file.precision ?? .native)
     }
 }

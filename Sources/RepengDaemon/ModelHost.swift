@@ -8,6 +8,8 @@ import RepengSteering
 public final class ModelHost: @unchecked Sendable {
     public let name: String
     public let path: String
+    /// How its weights are kept.
+    public let precision: WeightPrecision
     public let model: any LanguageModel
     public let scheduler: Scheduler
     public let isDefault: Bool
@@ -20,6 +22,7 @@ public final class ModelHost: @unchecked Sendable {
     init(spec: ModelSpec, model: any LanguageModel, limits: DaemonLimits, isDefault: Bool) {
         name = spec.name
         path = spec.path
+        precision = spec.precision ?? .exact
         self.model = model
         self.isDefault = isDefault
         if let tok = model.tokenizer {

@@ -453,6 +453,7 @@ public struct RepengService: Repeng_V1_Repeng.SimpleServiceProtocol {
                         $0.controlled = h.currentControl?.prepared != nil
                         $0.weightTypes = h.model.fileWeightTypes.mapValues { UInt32(clamping: $0) }
                         $0.residentBytes = UInt64(clamping: h.model.residentBytes)
+                        $0.precision = h.precision.rawValue
                         $0.chatTemplatePresent = h.hasChatTemplate
                     }
                 }

@@ -235,7 +235,7 @@ struct Models: AsyncParsableCommand {
                         ["name": m.name, "path": m.path, "architecture": m.architecture, "display_name": m.displayName,
                          "block_count": m.blockCount, "hidden_size": m.hiddenSize, "vocab_size": m.vocabSize,
                          "context_length": m.contextLength, "default": m.isDefault, "controlled": m.controlled,
-                         "weight_types": m.weightTypes, "resident_bytes": m.residentBytes,
+                         "weight_types": m.weightTypes, "resident_bytes": m.residentBytes, "precision": m.precision,
                          "chat_template_present": m.chatTemplatePresent] as [String: Any]
                     }])
                 } else {
@@ -244,6 +244,7 @@ struct Models: AsyncParsableCommand {
                             .map { "\($0.key)×\($0.value)" }.joined(separator: ",")
                         writeOut("\(m.name)\(m.isDefault ? " (default)" : "")\t\(m.architecture)\t\(m.blockCount) blocks\thidden \(m.hiddenSize)"
                             + "\tvocab \(m.vocabSize)\tcontext \(m.contextLength)\t\(types.isEmpty ? "-" : types)"
+                            + "\t\(m.precision.isEmpty ? "" : m.precision + " ")\(String(format: "%.0f", Double(m.residentBytes) / 1048576)) MiB"
                             + "\t\(m.chatTemplatePresent ? "chat template" : "no chat template")"
                             + "\t\(m.controlled ? "controlled" : "no control")\t\(m.path)\n")
                     }

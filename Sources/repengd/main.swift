@@ -45,6 +45,9 @@ struct Repengd: AsyncParsableCommand {
     @Option(help: "Directory of SAE folders that training may read (default: STATE/saes).")
     var saes: String?
 
+    @Option(help: "Model weights: native (their file encodings, the default) or exact (f32), for models the config gives none.")
+    var precision: String?
+
     @Option(name: .customLong("model"), help: "NAME=PATH of a GGUF model; repeat for more (the first is the default).")
     var models: [String] = []
 
@@ -74,11 +77,16 @@ struct Repengd: AsyncParsableCommand {
             return h
         }
         let logger = Logger(label: "repengd")
+        var p: WeightPrecision?
+        if let precision {
+            guard let v = WeightPrecision(rawValue: precision) else { throw ValidationError("--precision must be native or exact") }
+            p = v
+        }
         let cfg: DaemonConfig
         do {
             cfg = try DaemonConfig.resolve(socket: socket, vectors: vectors, state: state, modelFlags: models,
                                            threads: threads, socketGroup: socketGroup, allowedUids: allowUids,
-                                           saes: saes, configFile: config)
+                                           saes: saes, precision: p, configFile: config)
         } catch {
             logger.critical("\(error)")
             throw ExitCode(2)

@@ -43,6 +43,9 @@ final class ChatTemplateDaemonTests: XCTestCase {
                 XCTAssertEqual(models.map(\.name), ["smollm2", "tiny"])
                 XCTAssertEqual(models.map(\.chatTemplatePresent), [true, false])
                 XCTAssertEqual(models[1].architecture, "qwen2")
+                // Served natively by default; a folder's weights are f32 whatever was asked.
+                XCTAssertEqual(models.map(\.precision), ["native", "exact"])
+                XCTAssertLessThan(models[0].residentBytes, 100 << 20)
 
                 // No template: a clear error unless a format is named; unknown formats refused.
                 await assertRPCError(.invalidArgument, containing: "has no chat template") {

@@ -1,6 +1,7 @@
 // Unit tests of the daemon's settings (TOML, flags, defaults), names, layer specs and durable writes.
 import Foundation
 import RepengDaemon
+import RepengEngine
 import RepengProtocol
 import XCTest
 
@@ -76,6 +77,39 @@ final class ConfigTests: XCTestCase {
             }
         }
         XCTAssertNoThrow(try DaemonConfig.parseTOML("socket = \"\"\"\n[not a header]\n\"\"\"\n") )
+    }
+
+    /// `precision` at the top level and per model; `saes`; bad values name the key.
+    func testPrecisionAndSAEDirectory() throws {
+        let s = try DaemonConfig.parseTOML("""
+            precision = "exact"
+            saes = "/srv/saes"
+            [[model]]
+            name = "a"
+            path = "/m/a.gguf"
+            precision = "native"
+            [[model]]
+            name = "b"
+            path = "/m/b.gguf"
+            """)
+        XCTAssertEqual(s.precision, .exact)
+        XCTAssertEqual(s.saes, "/srv/saes")
+        XCTAssertEqual(s.models.map(\.precision), [.native, nil])
+        for (text, key) in [("precision = \"f16\"", "precision"), ("[[model]]\nname = \"a\"\npath = \"/a\"\nprecision = 1", "model[0].precision")] {
+            XCTAssertThrowsError(try DaemonConfig.parseTOML(text)) { e in
+                XCTAssertTrue("\(e)".contains("config key '\(key)'"), "\(e)")
+            }
+        }
+        // Serving default native; the flag wins over the file; the SAE directory defaults under the state.
+        let env = ["HOME": "/h"]
+        let d = try DaemonConfig.resolve(socket: nil, vectors: nil, state: "/st", modelFlags: ["m=/x.gguf"], threads: nil,
+                                         configFile: nil, environment: env)
+        XCTAssertEqual(d.precision, .native)
+        XCTAssertEqual(d.saesDir, "/st/saes")
+        let e = try DaemonConfig.resolve(socket: nil, vectors: nil, state: nil, modelFlags: ["m=/x.gguf"], threads: nil,
+                                         saes: "/q", precision: .exact, configFile: nil, environment: env)
+        XCTAssertEqual(e.precision, .exact)
+        XCTAssertEqual(e.saesDir, "/q")
     }
 
     func testFlagsWinAndDefaults() throws {

@@ -889,6 +889,10 @@ public nonisolated struct Repeng_V1_ModelInfo: Sendable {
   /// tokenizer_config.json or chat_template.jinja); chat requests without `chat_format` need one.
   public var chatTemplatePresent: Bool = false
 
+  /// How the weights are kept: "native" (the file's encodings where the engine multiplies them
+  /// directly) or "exact" (f32).
+  public var precision: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2152,7 +2156,7 @@ nonisolated extension Repeng_V1_ListModelsRequest: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Repeng_V1_ModelInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ModelInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}path\0\u{1}architecture\0\u{3}display_name\0\u{3}block_count\0\u{3}hidden_size\0\u{3}vocab_size\0\u{3}context_length\0\u{3}is_default\0\u{1}controlled\0\u{3}weight_types\0\u{3}resident_bytes\0\u{3}chat_template_present\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}path\0\u{1}architecture\0\u{3}display_name\0\u{3}block_count\0\u{3}hidden_size\0\u{3}vocab_size\0\u{3}context_length\0\u{3}is_default\0\u{1}controlled\0\u{3}weight_types\0\u{3}resident_bytes\0\u{3}chat_template_present\0\u{1}precision\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2173,6 +2177,7 @@ nonisolated extension Repeng_V1_ModelInfo: SwiftProtobuf.Message, SwiftProtobuf.
       case 11: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufUInt32>.self, value: &self.weightTypes) }()
       case 12: try { try decoder.decodeSingularUInt64Field(value: &self.residentBytes) }()
       case 13: try { try decoder.decodeSingularBoolField(value: &self.chatTemplatePresent) }()
+      case 14: try { try decoder.decodeSingularStringField(value: &self.precision) }()
       default: break
       }
     }
@@ -2218,6 +2223,9 @@ nonisolated extension Repeng_V1_ModelInfo: SwiftProtobuf.Message, SwiftProtobuf.
     if self.chatTemplatePresent != false {
       try visitor.visitSingularBoolField(value: self.chatTemplatePresent, fieldNumber: 13)
     }
+    if !self.precision.isEmpty {
+      try visitor.visitSingularStringField(value: self.precision, fieldNumber: 14)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2235,6 +2243,7 @@ nonisolated extension Repeng_V1_ModelInfo: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.weightTypes != rhs.weightTypes {return false}
     if lhs.residentBytes != rhs.residentBytes {return false}
     if lhs.chatTemplatePresent != rhs.chatTemplatePresent {return false}
+    if lhs.precision != rhs.precision {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
