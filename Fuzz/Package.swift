@@ -29,6 +29,7 @@ let package = Package(
         .executableTarget(name: "fuzz-vector-gguf", dependencies: ["FuzzVectorChecks", main("RepengSteering")]),
         .executableTarget(name: "fuzz-vector-json", dependencies: ["FuzzVectorChecks", main("RepengSteering")]),
         .executableTarget(name: "fuzz-dataset-json", dependencies: [main("RepengSteering")]),
+        .executableTarget(name: "fuzz-sae", dependencies: [main("RepengEngine"), main("RepengSteering")]),
         .executableTarget(name: "fuzz-config-toml", dependencies: [main("RepengDaemon")]),
         .executableTarget(
             name: "fuzz-request",

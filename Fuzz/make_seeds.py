@@ -491,6 +491,46 @@ def request_seeds():
     return out
 
 
+def safetensors(tensors, dtype="F32"):
+    """A safetensors file of (name, shape, values) in one dtype (F32 or F16)."""
+    header, data = {}, b""
+    for name, shape, values in tensors:
+        begin = len(data)
+        data += struct.pack("<%d%s" % (len(values), "f" if dtype == "F32" else "e"), *values)
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [begin, len(data)]}
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * (-(8 + len(h)) % 8)
+    return struct.pack("<Q", len(h)) + h + data
+
+
+def sae_seeds(rng):
+    """SAE folder inputs of fuzz-sae: byte 0 = layout/name/pairing bits, u16 cfg.json length,
+    cfg.json, weights (see Fuzz/Sources/fuzz-sae/main.swift)."""
+    d, f = 8, 16
+    def vals(n):
+        return [round(rng.uniform(-1, 1), 3) for _ in range(n)]
+    def pack(pick, cfg, weights):
+        c = json.dumps(cfg).encode()
+        return bytes([pick]) + struct.pack("<H", len(c)) + c + weights
+    eleuther = safetensors([("encoder.weight", [f, d], vals(f * d)), ("encoder.bias", [f], vals(f)),
+                            ("W_dec", [f, d], vals(f * d)), ("b_dec", [d], vals(d))])
+    out = {
+        "gen-eleuther.bin": pack(0, {"d_in": d, "num_latents": f, "k": 4, "activation": "topk",
+                                     "transcode": False, "skip_connection": False}, eleuther),
+        "gen-eleuther-parent-repeng.bin": pack(0x60, {"d_in": d, "num_latents": 0, "k": 4}, eleuther),
+    }
+    for arch, extra, pick in [("standard", [("b_enc", [f], vals(f))], 0x82), ("topk", [("b_enc", [f], vals(f))], 0xC2),
+                              ("jumprelu", [("b_enc", [f], vals(f)), ("threshold", [f], [abs(v) for v in vals(f)])], 0x82),
+                              ("gated", [("b_gate", [f], vals(f)), ("r_mag", [f], vals(f)), ("b_mag", [f], vals(f))], 0x82)]:
+        weights = safetensors([("W_enc", [d, f], vals(f * d)), ("W_dec", [f, d], vals(f * d)), ("b_dec", [d], vals(d))] + extra,
+                              dtype="F16" if arch == "topk" else "F32")
+        cfg = {"architecture": arch, "d_in": d, "d_sae": f, "apply_b_dec_to_input": arch != "jumprelu", "k": 3,
+               "normalize_activations": "constant_norm_rescale" if arch == "gated" else "none",
+               "metadata": {"hook_name": "blocks.2.hook_resid_post", "hook_head_index": None}}
+        out["gen-saelens-%s.bin" % arch] = pack(pick, cfg, weights)
+    return out
+
+
 def write(target, files):
     d = os.path.join(CORPUS, target)
     os.makedirs(d, exist_ok=True)
@@ -509,6 +549,7 @@ def main():
     write("fuzz-gguf", {k.replace("gen-", "gen-vector-"): v for k, v in vec_gguf.items() if k in ("gen-full-metadata.gguf", "gen-warnings.gguf")})
     write("fuzz-vector-gguf", vec_gguf)
     write("fuzz-vector-json", vec_json)
+    write("fuzz-sae", sae_seeds(random.Random(20261201)))
     if "--no-proto" not in sys.argv[1:]:
         write("fuzz-request", request_seeds())
 

@@ -365,7 +365,7 @@ void repeng_causal_values(int level, const float *values, long ldv, long keys, c
     causal_values_base(values, ldv, keys, scores, ldk, head_dim, rows, out, ldo);
 }
 
-// MARK: - Weights kept in their GGUF encoding (F16, BF16, Q4_0, Q4_1, Q8_0)
+// MARK: - Weights kept in their GGUF encoding (F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K)
 
 /// IEEE half to float, by bits (no F16C needed).
 INLINE float half_to_float(uint16_t h) {
@@ -395,6 +395,8 @@ typedef int8_t i8x16 __attribute__((vector_size(16)));
 typedef uint16_t u16x16 __attribute__((vector_size(32)));
 typedef uint32_t u32x16 __attribute__((vector_size(64)));
 typedef float f32x16 __attribute__((vector_size(64)));
+/// Lane numbers 0 … 15 (the element index within a Q5 half-block, the bit of `qh` it reads).
+#define BIT_INDEX ((u32x16){0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15})
 
 /// One row of `cols` values (a multiple of the block size) from its encoding into f32, with the
 /// same arithmetic as the engine's Swift decoder (scale × quant (+ min), not fused).
@@ -433,6 +435,100 @@ INLINE void dequant_row(int type, const uint8_t *src, long cols, float *dst) {
             hi = hi + m;
             memcpy(dst, &lo, 64);
             memcpy(dst + 16, &hi, 64);
+        }
+        break;
+    case REPENG_QUANT_Q5_0:
+    case REPENG_QUANT_Q5_1: {
+        const int q51 = type == REPENG_QUANT_Q5_1;
+        const long bytes = q51 ? 24 : 22;
+        for (long b = 0; b < cols / 32; b++, src += bytes, dst += 32) {
+            const float d = half_to_float(load_u16(src)), m = q51 ? half_to_float(load_u16(src + 2)) : 0.0f;
+            uint32_t qh;
+            memcpy(&qh, src + (q51 ? 4 : 2), 4);
+            u8x16 q;
+            memcpy(&q, src + (q51 ? 8 : 6), 16);
+            u32x16 lo = __builtin_convertvector(q & 0x0F, u32x16) | ((((u32x16){0} + qh) >> BIT_INDEX) & 1) << 4;
+            u32x16 hi = __builtin_convertvector(q >> 4, u32x16) | ((((u32x16){0} + qh) >> (BIT_INDEX + 16)) & 1) << 4;
+            f32x16 a = __builtin_convertvector(lo, f32x16), c = __builtin_convertvector(hi, f32x16);
+            if (q51) {
+                a = a * d;
+                c = c * d;
+                a = a + m;  // not fused with the product, as the Swift decoder
+                c = c + m;
+            } else {
+                a = (a - 16.0f) * d;
+                c = (c - 16.0f) * d;
+            }
+            memcpy(dst, &a, 64);
+            memcpy(dst + 16, &c, 64);
+        }
+        break;
+    }
+    case REPENG_QUANT_Q4_K:
+    case REPENG_QUANT_Q5_K: {
+        // 256 per block: d, dmin, 12 bytes of 6-bit scale/min pairs, (Q5_K: 32 bytes of 5th bits), 128 of nibbles.
+        const int q5 = type == REPENG_QUANT_Q5_K;
+        const long bytes = q5 ? 176 : 144, qs_at = q5 ? 48 : 16;
+        for (long b = 0; b < cols / 256; b++, src += bytes, dst += 256) {
+            const float d = half_to_float(load_u16(src)), dmin = half_to_float(load_u16(src + 2));
+            const uint8_t *sc = src + 4;
+            for (int c = 0; c < 4; c++) {
+                float scale[2], min[2];
+                for (int k = 0; k < 2; k++) {
+                    const int j = 2 * c + k;
+                    uint8_t s6, m6;
+                    if (j < 4) {
+                        s6 = sc[j] & 63;
+                        m6 = sc[j + 4] & 63;
+                    } else {
+                        s6 = (uint8_t)((sc[j + 4] & 0x0F) | ((sc[j - 4] >> 6) << 4));
+                        m6 = (uint8_t)((sc[j + 4] >> 4) | ((sc[j] >> 6) << 4));
+                    }
+                    scale[k] = d * (float)s6;
+                    min[k] = dmin * (float)m6;
+                }
+                float *out = dst + 64 * c;
+                for (int half = 0; half < 2; half++) {
+                    u8x16 ql;
+                    memcpy(&ql, src + qs_at + 32 * c + 16 * half, 16);
+                    u8x16 q0 = ql & 0x0F, q1 = ql >> 4;
+                    if (q5) {
+                        u8x16 h;
+                        memcpy(&h, src + 16 + 16 * half, 16);
+                        q0 = q0 | ((h >> (2 * c)) & 1) << 4;
+                        q1 = q1 | ((h >> (2 * c + 1)) & 1) << 4;
+                    }
+                    f32x16 a = __builtin_convertvector(q0, f32x16) * scale[0], e = __builtin_convertvector(q1, f32x16) * scale[1];
+                    a = a - min[0];  // not fused, as the Swift decoder
+                    e = e - min[1];
+                    memcpy(out + 16 * half, &a, 64);
+                    memcpy(out + 32 + 16 * half, &e, 64);
+                }
+            }
+        }
+        break;
+    }
+    case REPENG_QUANT_Q6_K:
+        // 256 per block: ql[128], qh[64], scales int8[16], d; two halves of 128, 16 values per scale.
+        for (long b = 0; b < cols / 256; b++, src += 210, dst += 256) {
+            const float d = half_to_float(load_u16(src + 208));
+            for (int half = 0; half < 2; half++) {
+                float *out = dst + 128 * half;
+                for (int part = 0; part < 2; part++) {
+                    const int l = 16 * part, s = 8 * half + part;
+                    u8x16 a, c, h;
+                    memcpy(&a, src + 64 * half + l, 16);
+                    memcpy(&c, src + 64 * half + 32 + l, 16);
+                    memcpy(&h, src + 128 + 32 * half + l, 16);
+                    const u8x16 q[4] = {(a & 0x0F) | (h & 3) << 4, (c & 0x0F) | ((h >> 2) & 3) << 4,
+                                        (a >> 4) | ((h >> 4) & 3) << 4, (c >> 4) | (h >> 6) << 4};
+                    for (int g = 0; g < 4; g++) {
+                        const float ds = d * (float)(int8_t)src[192 + s + 2 * g];
+                        f32x16 v = (__builtin_convertvector(q[g], f32x16) - 32.0f) * ds;
+                        memcpy(out + 32 * g + l, &v, 64);
+                    }
+                }
+            }
         }
         break;
     case REPENG_QUANT_Q8_0:

@@ -5,15 +5,15 @@ import CKernelSupport
 import RepengKernels
 
 /// How a model's weights are held: `exact` decodes every weight to f32 at load (the path the
-/// fidelity tests against transformers use); `native` keeps F16, BF16, Q4_0, Q4_1 and Q8_0
-/// matrices in their GGUF encoding, in the mapped file, decoded row by row as they are used
+/// fidelity tests against transformers use); `native` keeps F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1,
+/// Q8_0, Q4_K, Q5_K and Q6_K matrices in their GGUF encoding, in the mapped file, decoded row by row as they are used
 /// (other encodings are decoded to f32 as in `exact`).
 public enum WeightPrecision: String, Sendable, CaseIterable {
     case exact
     case native
 
     /// The encodings `native` keeps as they are.
-    public static let nativeTypes: Set<GGMLType> = [.f16, .bf16, .q4_0, .q4_1, .q8_0]
+    public static let nativeTypes: Set<GGMLType> = [.f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K]
 }
 
 /// Rows of a matrix in a GGUF encoding, inside a mapped file that `owner` keeps alive.
