@@ -1,5 +1,5 @@
 // repeng-bench: load, prefill, decode and hidden-state extraction throughput of the engine.
-//   repeng-bench MODEL.gguf [--threads N] [--strings FILE] [--json] [--skip-decode] [--prefill-only]
+//   repeng-bench MODEL.gguf [--threads N] [--strings FILE] [--json] [--skip-decode] [--prefill-only] [--skip-extraction]
 //   repeng-bench MODEL.gguf --train [--pairs N] [--dump-dataset FILE.json]   (training time)
 //   repeng-bench MODEL.gguf --batched-decode [--batches 1,2,4,8] [--steps N]      (batched decode steps)
 //   repeng-bench MODEL.gguf --kernels    (decode-step kernel bandwidth on one thread; sampling cost)
@@ -18,6 +18,7 @@ struct Options {
     var json = false
     var skipDecode = false
     var prefillOnly = false
+    var skipExtraction = false
     var train = false
     var pairs = 200
     var dumpDataset: String?
@@ -43,6 +44,7 @@ func parse() -> Options {
         case "--json": o.json = true
         case "--skip-decode": o.skipDecode = true
         case "--prefill-only": o.prefillOnly = true
+        case "--skip-extraction": o.skipExtraction = true
         case "--train": o.train = true
         case "--pairs": o.pairs = Int(args.popFirst() ?? "") ?? o.pairs
         case "--dump-dataset": o.dumpDataset = args.popFirst()
@@ -309,6 +311,12 @@ do {
         report("decode_tok_per_s", Double(n - 1) / (now() - first), "tokens/s")
         report("decode_tok_per_cpu_s", Double(n - 1) / (cpuNow() - firstCPU), "tokens/CPU-s")
         report("time_to_first_token_ms", (first - t) * 1000, "ms")
+    }
+    if opt.skipExtraction {
+        // What llama-bench does (a 512-token prefill and a decode), for its peak memory.
+        report("peak_rss_mib", peakRSSMiB(), "MiB")
+        printJSON()
+        exit(0)
     }
 
     // Hidden-state extraction: every string, all layers (indices 1...L), last token.
