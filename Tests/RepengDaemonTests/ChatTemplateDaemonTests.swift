@@ -101,8 +101,9 @@ final class ChatTemplateDaemonTests: XCTestCase {
                     let t = try XCTUnwrap(trained.directions[layer])
                     for (a, b) in zip(d, t) { worst = max(worst, Double(abs(a - b))) }
                 }
-                print("chat training through the daemon vs the library: max |difference| \(worst)")
-                XCTAssertLessThan(worst, 1e-6)
+                // The daemon serves native weights, the library model here is exact (hidden states within ~2e-6).
+                print("chat training through the daemon (native weights) vs the library (exact): max |difference| \(worst)")
+                XCTAssertLessThan(worst, 1e-5)
 
                 // A named format lays the pairs out without the template's system prompt.
                 var chatML = request
@@ -115,7 +116,7 @@ final class ChatTemplateDaemonTests: XCTestCase {
                 let expectedChatML = try ControlVector.train(model: model, dataset: chatMLDataset, layers: layers.map(Int.init),
                                                              method: .pcaCenter)
                 let top = try XCTUnwrap(expectedChatML.directions.keys.max())
-                XCTAssertEqual(viaChatML.directions[top]?.first ?? 0, expectedChatML.directions[top]?.first ?? 1, accuracy: 1e-6)
+                XCTAssertEqual(viaChatML.directions[top]?.first ?? 0, expectedChatML.directions[top]?.first ?? 1, accuracy: 1e-5)
                 XCTAssertNotEqual(viaChatML.directions[top]?.first, trained.directions[top]?.first)
 
                 // Without a template, unless a format is named; replies and formats need chat.

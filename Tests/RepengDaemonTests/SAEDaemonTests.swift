@@ -67,8 +67,9 @@ final class SAEDaemonTests: XCTestCase {
                     let t = try XCTUnwrap(trained.directions[layer])
                     for (a, b) in zip(d, t) { worst = max(worst, Double(abs(a - b))) }
                 }
-                print("[sae] daemon vs library trainWithSAE: max |difference| \(worst)")
-                XCTAssertLessThan(worst, 1e-6)
+                // The daemon serves native weights, the library model here is exact (hidden states within ~2e-6).
+                print("[sae] daemon (native weights) vs library trainWithSAE (exact weights): max |difference| \(worst)")
+                XCTAssertLessThan(worst, 1e-4)
                 // A decoded vector steers like any other.
                 _ = try await client.setControl(.with { $0.control = control([("sae-happy", 2)]) })
                 _ = try await client.reset(Repeng_V1_ResetRequest())

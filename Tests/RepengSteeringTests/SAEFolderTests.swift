@@ -328,13 +328,22 @@ final class SAEFolderTests: XCTestCase {
         }
     }
 
-    /// Encoding in batches of pairs gives the same differences as one batch.
+    /// Encoding in batches of pairs gives the same differences as one batch, up to the rounding
+    /// of BLAS products of another height.
     func testPairBatchesDoNotChangeTheDifferences() throws {
         let d = 16, F = 90, pairs = 7
         let s = try SAESet.load(folder: try w.saelens("b", hook: "blocks.1.hook_resid_post", architecture: "topk", d: d, latents: F, k: 9)).byLayer[1]!
         let h = try HiddenMatrix(rows: 2 * pairs, columns: d, values: SAEWriter.values(2 * pairs * d, seed: 8))
         let one = try ControlVector.pairDifferences(h, sae: s, pairsPerBatch: pairs)
-        for batch in [1, 2, 3] { XCTAssertEqual(try ControlVector.pairDifferences(h, sae: s, pairsPerBatch: batch), one) }
+        let scale = Double(one.map { abs($0) }.max() ?? 1)
+        var worst = 0.0
+        for batch in [1, 2, 3] {
+            let d = try ControlVector.pairDifferences(h, sae: s, pairsPerBatch: batch)
+            XCTAssertEqual(d.map { $0 != 0 }, one.map { $0 != 0 }, "batch \(batch): active features")
+            for (a, b) in zip(d, one) { worst = max(worst, Double(abs(a - b))) }
+        }
+        print("[sae] pair batches of 1, 2, 3 vs one batch: max |difference| \(worst) (\(worst / scale) of the largest)")
+        XCTAssertLessThan(worst / scale, 1e-5)
         XCTAssertEqual(SAETrainingMemory.pairsPerBatch(latents: 65536, pairs: 1000), 128)
         let bytes = SAETrainingMemory.bytes(pairs: 128, latents: 65536, inputSize: 4096)
         print("[sae] training memory for 128 pairs, 65,536 latents, width 4,096: \(bytes >> 20) MiB per layer")
