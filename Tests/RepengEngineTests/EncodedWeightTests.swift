@@ -49,6 +49,20 @@ final class EncodedWeightTests: XCTestCase {
         return out
     }
 
+    /// The largest |y − reference| of `y` = start + x·wᵀ, relative to start + Σ|x||w| (the size of
+    /// the terms, so cancellation does not inflate it).
+    private func productError(_ y: [Float], x: [Float], n: Int, w: [Float], absW: [Float], rows: Int, cols: Int,
+                              start: [Float]) -> Float {
+        var ref = start, scale = start.map(abs)
+        Kernels.streamingProductReference(x, n: n, ldx: cols, w: w, cols: cols, outRows: 0..<rows, into: &ref, ldy: rows,
+                                          accumulate: true)
+        Kernels.streamingProductReference(x.map(abs), n: n, ldx: cols, w: absW, cols: cols, outRows: 0..<rows, into: &scale,
+                                          ldy: rows, accumulate: true)
+        var worst: Float = 0
+        for k in y.indices { worst = max(worst, abs(y[k] - ref[k]) / max(1, scale[k])) }
+        return worst
+    }
+
     func testEncodedProductMatchesDecodedReference() throws {
         let levels = KernelLevel.allCases.filter { $0.rawValue <= Kernels.supportedLevel.rawValue }
         var seed: UInt64 = 3
@@ -56,6 +70,7 @@ final class EncodedWeightTests: XCTestCase {
             let rows = 70, cols = type.blockSize == 256 ? 512 : 576
             let bytes = encodedRows(type, rows: rows, cols: cols, seed: &seed)
             let decoded = try bytes.withUnsafeBytes { try Dequant.decode(type, $0, count: rows * cols) }
+            let absDecoded = decoded.map(abs)
             let rowBytes = try XCTUnwrap(type.byteCount(elements: cols))
             var worst: Float = 0
             try bytes.withUnsafeBytes { raw in
@@ -69,16 +84,11 @@ final class EncodedWeightTests: XCTestCase {
                 for level in levels {
                     for n in [1, 2, 5, 16] {
                         let x = (0..<(n * cols)).map { Float(($0 * 7919) % 2001 - 1000) / 1000 }
-                        var y = [Float](repeating: 0, count: n * rows), ref = y
+                        let zero = [Float](repeating: 0, count: n * rows)
+                        var y = zero
                         XCTAssertEqual(repeng_quant_product(level.rawValue, Int32(type.rawValue), x, n, cols, base, rowBytes, cols,
                                                             0, rows, &y, rows, 0), 0)
-                        Kernels.streamingProductReference(x, n: n, ldx: cols, w: decoded, cols: cols, outRows: 0..<rows,
-                                                          into: &ref, ldy: rows, accumulate: false)
-                        // Error relative to Σ|x||w| (the size of the terms), so cancellation does not inflate it.
-                        var scale = y
-                        Kernels.streamingProductReference(x.map(abs), n: n, ldx: cols, w: decoded.map(abs), cols: cols,
-                                                          outRows: 0..<rows, into: &scale, ldy: rows, accumulate: false)
-                        for k in y.indices { worst = max(worst, abs(y[k] - ref[k]) / max(1, scale[k])) }
+                        worst = max(worst, productError(y, x: x, n: n, w: decoded, absW: absDecoded, rows: rows, cols: cols, start: zero))
                         // Each row alone, split in two pieces: bit-identical to the batch.
                         for i in 0..<n {
                             var alone = [Float](repeating: 0, count: rows)
@@ -99,14 +109,9 @@ final class EncodedWeightTests: XCTestCase {
                 for n in [3, 40] {
                     let x = (0..<(n * cols)).map { Float(($0 * 104_729) % 2001 - 1000) / 1000 }
                     let y0 = (0..<(n * rows)).map { Float($0 % 7) }
-                    var y = y0, ref = y0
+                    var y = y0
                     m.apply(x, n: n, into: &y, accumulate: true)
-                    Kernels.streamingProductReference(x, n: n, ldx: cols, w: decoded, cols: cols, outRows: 0..<rows,
-                                                      into: &ref, ldy: rows, accumulate: true)
-                    var scale = y0
-                    Kernels.streamingProductReference(x.map(abs), n: n, ldx: cols, w: decoded.map(abs), cols: cols,
-                                                      outRows: 0..<rows, into: &scale, ldy: rows, accumulate: true)
-                    for k in y.indices { worst = max(worst, abs(y[k] - ref[k]) / max(1, scale[k])) }
+                    worst = max(worst, productError(y, x: x, n: n, w: decoded, absW: absDecoded, rows: rows, cols: cols, start: y0))
                 }
             }
             print("encoded \(type) product (levels \(levels.map(\.description).joined(separator: ", "))) vs decoded reference: "
