@@ -11,9 +11,11 @@ mkdir -p "$models" "$cache/dl"
 
 # --- system packages -------------------------------------------------------
 # python3-grpcio, python3-protobuf, protobuf-compiler(-grpc): the Python client example and its test;
-# python3-h2: the misbehaving HTTP/2 client of the abuse tests (scripts/abuse).
+# python3-h2: the misbehaving HTTP/2 client of the abuse tests (scripts/abuse);
+# python3-venv: the openai client's environment; curl and chromium: the HTTP API's tests.
 need=(libopenblas-dev liblapacke-dev libsystemd-dev systemd python3 python3-pip unzip
-      python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc python3-h2)
+      python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc python3-h2
+      python3-venv curl chromium)
 missing=()
 for p in "${need[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -68,3 +70,14 @@ if ! check "$gemma" "$gemma_sha"; then
 fi
 
 echo "bootstrap: models ready in $models"
+
+# --- the openai Python client (the HTTP API's examples and tests) -------------
+venv="$cache/venv-openai"
+openai_version=3.57.0
+if ! "$venv/bin/python" -c "import openai, sys; sys.exit(openai.__version__ != '$openai_version')" 2>/dev/null; then
+    echo "bootstrap: installing openai==$openai_version into $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "openai==$openai_version"
+fi
+echo "bootstrap: openai client ready in $venv"

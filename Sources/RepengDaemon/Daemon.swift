@@ -48,15 +48,22 @@ public final class Daemon: Sendable {
     /// The watched vector directory.
     public let store: VectorStore
     let notifier: SystemdNotifier
+    /// The HTTP API's listeners.
+    let http: HTTPFrontEnd
     /// The socket served (the passed one under socket activation).
     public let socketPath: String
+    /// The HTTP API's Unix socket.
+    public var httpSocketPath: String { http.socketPath }
+    /// The playground's URL with its token, when the HTTP API also listens on TCP.
+    public var httpURL: String? { http.playgroundURL }
     /// Whether the daemon bound the socket itself (and so removes it at exit).
     let ownsSocket: Bool
     private let serviceLoop = Mutex<Task<Void, Never>?>(nil)
 
     private init(config: DaemonConfig, registry: ModelRegistry, server: GRPCServer<HTTP2ServerTransport.Posix>,
                  health: HealthState, logger: Logger, socketInode: UInt, counters: DaemonCounters, store: VectorStore,
-                 notifier: SystemdNotifier, socketPath: String, ownsSocket: Bool) {
+                 notifier: SystemdNotifier, socketPath: String, ownsSocket: Bool, http: HTTPFrontEnd) {
+        self.http = http
         self.counters = counters
         self.store = store
         self.notifier = notifier
@@ -166,8 +173,27 @@ public final class Daemon: Sendable {
         let counters = DaemonCounters()
         var served = config
         served.socketPath = socketPath
+        let httpInfo = HTTPInfo()
         let service = RepengService(registry: registry, store: store, controlStore: controlStore, config: served,
-                                    counters: counters, started: monotonicSeconds(), version: version)
+                                    counters: counters, started: monotonicSeconds(), version: version, http: httpInfo)
+        // The HTTP API, over the same service and schedulers.
+        let http: HTTPFrontEnd
+        do {
+            http = try await HTTPFrontEnd.start(api: HTTPAPI(service: service, health: health, logger: logger), config: served,
+                                                socketGroup: socketGid, logger: logger)
+        } catch {
+            for h in hosts { h.scheduler.stop(cancelRunning: true) }
+            store.stop()
+            close(fd)
+            if activated == nil { unlink(socketPath) }
+            throw error
+        }
+        httpInfo.set(socket: http.socketPath, url: http.playgroundURL)
+        if let url = http.playgroundURL {
+            logger.notice("HTTP API on \(http.socketPath) and \(http.tcpAddress.map { "\($0)" } ?? ""); playground: \(url)")
+        } else {
+            logger.info("HTTP API on \(http.socketPath) (curl --unix-socket \(http.socketPath) http://localhost/v1/models)")
+        }
         let limits = config.limits
         let connections = ConnectionLimiter(limit: limits.maxConnections, maxRequestBytes: limits.maxRequestBytes,
                                             idleSeconds: limits.connectionIdleSeconds)
@@ -197,7 +223,7 @@ public final class Daemon: Sendable {
                                 interceptors: interceptors)
         let daemon = Daemon(config: config, registry: registry, server: server, health: health, logger: logger,
                             socketInode: inode, counters: counters, store: store, notifier: notifier,
-                            socketPath: socketPath, ownsSocket: activated == nil)
+                            socketPath: socketPath, ownsSocket: activated == nil, http: http)
         _ = try await transport.listeningAddress
         logger.info("serving \(hosts.map(\.name).joined(separator: ", ")) on \(socketPath) (vectors in \(config.vectorsDir))")
         // Models are resident and the socket accepts calls: tell the service manager.
@@ -214,6 +240,8 @@ public final class Daemon: Sendable {
         serviceLoop.withLock { $0?.cancel() }
         health.markNotServing()
         server.beginGracefulShutdown()
+        let http = self.http
+        Task { await http.shutdown() }
         let hosts = registry.hosts
         let drain = config.limits.drainSeconds
         let counters = self.counters
@@ -238,6 +266,7 @@ public final class Daemon: Sendable {
             logger.info("stopped")
         }
         try await serveTask.value
+        await http.wait()
     }
 
     /// One line for the service manager's STATUS=.
@@ -336,7 +365,7 @@ public final class Daemon: Sendable {
     }
 
     /// Whether something accepts connections on the socket at `path`.
-    private static func isLive(_ path: String) -> Bool {
+    static func isLive(_ path: String) -> Bool {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }

@@ -112,6 +112,29 @@ public struct DaemonConfig: Sendable, Equatable {
     /// When set, only these uids (and the daemon's own) may call; others get PERMISSION_DENIED.
     public var allowedUids: [UInt32]?
     public var limits: DaemonLimits
+    /// The HTTP API's Unix socket (nil: beside `socketPath`, see `httpSocket`).
+    public var httpSocketPath: String?
+    /// Loopback TCP address the HTTP API also listens on ("127.0.0.1:8080"; port 0 picks a free
+    /// one); nil: the Unix socket only.
+    public var httpListen: HTTPAddress?
+    /// Whether `httpListen` may be a non-loopback address (config key `http_allow_remote`).
+    public var httpAllowRemote = false
+    /// File holding the bearer token TCP requests must send (nil: `STATE/http-token`, created
+    /// with a random token, mode 0600, when missing).
+    public var httpTokenFile: String?
+
+    /// The HTTP API's Unix socket: `httpSocketPath`, else `NAME-http.sock` beside the gRPC
+    /// socket `NAME.sock` (same directory, group and permissions).
+    public var httpSocket: String {
+        if let httpSocketPath { return httpSocketPath }
+        let url = URL(fileURLWithPath: socketPath)
+        var base = url.lastPathComponent
+        if base.hasSuffix(".sock") { base.removeLast(5) }
+        return url.deletingLastPathComponent().appendingPathComponent(base + "-http.sock").path
+    }
+
+    /// The token file TCP clients' tokens are checked against.
+    public var httpTokenPath: String { httpTokenFile ?? stateDir + "/http-token" }
 
     public init(socketPath: String, vectorsDir: String, stateDir: String, models: [ModelSpec],
                 threads: Int? = nil, socketGroup: String? = nil, allowedUids: [UInt32]? = nil,
@@ -194,6 +217,10 @@ public struct DaemonConfig: Sendable, Equatable {
     /// threads = 2
     /// socket_group = "repeng"      # group of the socket (0660) and its directory (0750)
     /// allowed_uids = [1000, 1001]  # only these uids (and the daemon's) may call
+    /// http_socket = "/run/repengd/repengd-http.sock"  # HTTP API (default: beside socket)
+    /// http_listen = "127.0.0.1:8080"  # also on loopback TCP, with a bearer token
+    /// http_allow_remote = false    # true: http_listen may be a non-loopback address
+    /// http_token_file = "/etc/repengd/http-token"  # default: STATE/http-token (generated)
     /// [[model]]
     /// name = "smollm2"
     /// path = "/usr/share/repengd/models/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -227,6 +254,10 @@ public struct DaemonConfig: Sendable, Equatable {
         public var threads: Int?
         public var socketGroup: String?
         public var allowedUids: [UInt32]?
+        public var httpSocket: String?
+        public var httpListen: HTTPAddress?
+        public var httpAllowRemote: Bool?
+        public var httpTokenFile: String?
         public var models: [ModelSpec] = []
         public var limits = DaemonLimits()
         public init() {}
@@ -295,7 +326,8 @@ public struct DaemonConfig: Sendable, Equatable {
             guard d.isFinite, d >= min, d <= max else { throw ConfigError.badValue(key: label, reason: "must be in \(min)...\(max), got \(d)") }
             return d
         }
-        let topKeys = ["socket", "vectors", "saes", "precision", "state", "threads", "socket_group", "allowed_uids", "model", "limits"]
+        let topKeys = ["socket", "vectors", "saes", "precision", "state", "threads", "socket_group", "allowed_uids",
+                       "http_socket", "http_listen", "http_allow_remote", "http_token_file", "model", "limits"]
         for key in table.keys where !topKeys.contains(key) {
             throw ConfigError.badValue(key: key, reason: "unknown key (known: \(topKeys.joined(separator: ", ")))")
         }
@@ -314,6 +346,15 @@ public struct DaemonConfig: Sendable, Equatable {
             }
         }
         out.socket = try string(table, "socket", "socket")
+        out.httpSocket = try string(table, "http_socket", "http_socket")
+        out.httpTokenFile = try string(table, "http_token_file", "http_token_file")
+        if let l = try string(table, "http_listen", "http_listen") {
+            do { out.httpListen = try HTTPAddress(parsing: l) } catch { throw ConfigError.badValue(key: "http_listen", reason: "\(error)") }
+        }
+        if let v = table["http_allow_remote"] {
+            guard let b = v.bool else { throw ConfigError.badValue(key: "http_allow_remote", reason: "must be true or false") }
+            out.httpAllowRemote = b
+        }
         out.vectors = try string(table, "vectors", "vectors")
         out.saes = try string(table, "saes", "saes")
         func precision(_ t: TOMLTable, _ label: String) throws -> WeightPrecision? {
@@ -381,7 +422,7 @@ public struct DaemonConfig: Sendable, Equatable {
     /// Combines flags (which win), a config file and the defaults.
     public static func resolve(socket: String?, vectors: String?, state: String?, modelFlags: [String], threads: Int?,
                                socketGroup: String? = nil, allowedUids: [UInt32] = [], saes: String? = nil,
-                               precision: WeightPrecision? = nil, configFile: String?, environment env: [String: String] = ProcessInfo.processInfo.environment) throws -> DaemonConfig {
+                               precision: WeightPrecision? = nil, httpListen: String? = nil, configFile: String?, environment env: [String: String] = ProcessInfo.processInfo.environment) throws -> DaemonConfig {
         let file = try configFile.map(readFile) ?? FileSettings()
         var models = try modelFlags.map(parseModelFlag)
         if models.isEmpty { models = file.models }
@@ -389,7 +430,16 @@ public struct DaemonConfig: Sendable, Equatable {
         var names = Set<String>()
         for m in models where !names.insert(m.name).inserted { throw ConfigError.duplicateModel(m.name) }
         let stateDir = state ?? file.state ?? defaultStateDir(environment: env)
-        return DaemonConfig(
+        var listen = file.httpListen
+        if let httpListen {
+            do { listen = try HTTPAddress(parsing: httpListen) } catch { throw ConfigError.badValue(key: "--http-listen", reason: "\(error)") }
+        }
+        let allowRemote = file.httpAllowRemote ?? false
+        if let listen, !listen.isLoopback, !allowRemote {
+            throw ConfigError.badValue(key: httpListen == nil ? "http_listen" : "--http-listen",
+                                       reason: "\(listen) is not a loopback address; the HTTP API listens on 127.0.0.1 or ::1 unless the config file sets http_allow_remote = true")
+        }
+        var config = DaemonConfig(
             socketPath: socket ?? file.socket ?? RepengSocket.daemonDefaultPath(environment: env),
             vectorsDir: vectors ?? file.vectors ?? (defaultStateDir(environment: env) + "/vectors"),
             stateDir: stateDir,
@@ -400,5 +450,50 @@ public struct DaemonConfig: Sendable, Equatable {
             limits: file.limits,
             saesDir: saes ?? file.saes,
             precision: precision ?? file.precision ?? .native)
+        config.httpSocketPath = file.httpSocket
+        config.httpListen = listen
+        config.httpAllowRemote = allowRemote
+        config.httpTokenFile = file.httpTokenFile
+        return config
     }
+}
+
+/// A TCP address for the HTTP API: `HOST:PORT`, `[IPV6]:PORT` or `localhost:PORT`.
+public struct HTTPAddress: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `HOST:PORT`; the host is a numeric IPv4 or bracketed IPv6 address, or `localhost`.
+    public init(parsing text: String) throws {
+        guard text.utf8.count <= 300, let colon = text.lastIndex(of: ":") else {
+            throw DaemonError.invalidArgument("'\(quoted(text))' is not HOST:PORT (e.g. 127.0.0.1:8080)")
+        }
+        var h = String(text[..<colon])
+        let p = String(text[text.index(after: colon)...])
+        guard let port = Int(p), (0...65535).contains(port) else {
+            throw DaemonError.invalidArgument("port '\(quoted(p))' in '\(quoted(text))' must be 0 to 65535")
+        }
+        if h.hasPrefix("[") && h.hasSuffix("]") { h = String(h.dropFirst().dropLast()) }
+        if h == "localhost" { h = "127.0.0.1" }
+        var v4 = in_addr(), v6 = in6_addr()
+        guard inet_pton(AF_INET, h, &v4) == 1 || inet_pton(AF_INET6, h, &v6) == 1 else {
+            throw DaemonError.invalidArgument("host '\(quoted(h))' in '\(quoted(text))' must be a numeric IPv4 or [IPv6] address, or localhost")
+        }
+        host = h
+        self.port = port
+    }
+
+    /// 127.0.0.0/8 or ::1.
+    public var isLoopback: Bool {
+        var v4 = in_addr()
+        if inet_pton(AF_INET, host, &v4) == 1 { return UInt32(bigEndian: v4.s_addr) >> 24 == 127 }
+        return host == "::1"
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }

@@ -22,6 +22,14 @@ final class CancelFlag: Sendable {
     var isSet: Bool { flag.load(ordering: .relaxed) }
 }
 
+/// Where the HTTP API listens, for Status (set once its listeners are up).
+final class HTTPInfo: Sendable {
+    private let value = Mutex<(socket: String, url: String?)>(("", nil))
+    func set(socket: String, url: String?) { value.withLock { $0 = (socket, url) } }
+    var socket: String { value.withLock { $0.socket } }
+    var url: String? { value.withLock { $0.url } }
+}
+
 /// The service implementation.
 public struct RepengService: Repeng_V1_Repeng.SimpleServiceProtocol {
     let registry: ModelRegistry
@@ -31,6 +39,7 @@ public struct RepengService: Repeng_V1_Repeng.SimpleServiceProtocol {
     let counters: DaemonCounters
     let started: Double
     let version: String
+    let http: HTTPInfo
 
     var resolver: ControlResolver { ControlResolver(store: store, limits: config.limits) }
     var limits: DaemonLimits { config.limits }
@@ -491,6 +500,8 @@ public struct RepengService: Repeng_V1_Repeng.SimpleServiceProtocol {
                 let vectors = store.list()
                 $0.vectorCount = UInt32(vectors.count)
                 $0.vectorErrors = UInt32(vectors.filter { $0.error != nil }.count)
+                $0.httpSocket = http.socket
+                $0.httpURL = http.url ?? ""
             }
         }
     }

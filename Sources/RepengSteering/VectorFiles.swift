@@ -393,22 +393,6 @@ private func describe(_ e: DecodingError) -> String {
     }
 }
 
-/// A JSON string literal.
-func jsonString(_ s: String) -> String {
-    var out = "\""
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-        }
-    }
-    return out + "\""
-}
 
 /// A finite Float as the shortest decimal that parses back to the same Double (hence the
 /// same Float): exact under any correctly rounding double or float parser.

@@ -137,7 +137,7 @@ struct RepengCtl: AsyncParsableCommand {
         discussion: "Exit codes: 64 usage, 65 invalid argument, 66 not found, 69 daemon unreachable, 70 daemon error, 73 vector exists, 75 busy (retry) or timed out, 77 permission denied, 78 unusable vector file.",
         version: "0.1.0",
         subcommands: [Status.self, Models.self, Vectors.self, Tokenize.self, Train.self, SetControl.self, GetControl.self,
-                      Reset.self, Generate.self, Health.self])
+                      Reset.self, Generate.self, Health.self, HTTPURL.self])
 
     /// Lets global options come before the subcommand (`repengctl --socket S status`).
     /// `repengctl help SUB` is left alone (it prints SUB's help).
@@ -180,7 +180,7 @@ struct Status: AsyncParsableCommand {
                         "model_count": s.modelCount, "active_generations": s.activeGenerations,
                         "queued_generations": s.queuedGenerations, "active_trainings": s.activeTrainings,
                         "generations_served": s.generationsServed, "vector_count": s.vectorCount,
-                        "vector_errors": s.vectorErrors,
+                        "vector_errors": s.vectorErrors, "http_socket": s.httpSocket, "http_url": s.httpURL,
                     ])
                 } else {
                     writeOut("""
@@ -192,9 +192,37 @@ struct Status: AsyncParsableCommand {
                         generations:   \(s.activeGenerations) active, \(s.queuedGenerations) queued, \(s.generationsServed) served
                         trainings:     \(s.activeTrainings) active
                         vectors:       \(s.vectorCount) (\(s.vectorErrors) with errors: see `repengctl vectors`)
+                        http:          \(s.httpSocket)\(s.httpURL.isEmpty ? "" : " and \(s.httpURL)")
 
                         """)
                 }
+            }
+        }
+    }
+}
+
+struct HTTPURL: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "http-url",
+        abstract: "Print the playground's URL with its token (repengd --http-listen).",
+        discussion: "Open it in a browser on this machine. Without --http-listen the HTTP API is only on its Unix socket; --socket-path prints that.")
+    @OptionGroup var global: GlobalOptions
+    @Flag(help: "Print the HTTP API's Unix socket instead.")
+    var socketPath = false
+
+    func run() async throws {
+        let g = global, socketOnly = socketPath
+        try await runReporting {
+            try await withClient(g) { client in
+                let s = try await client.status(Repeng_V1_StatusRequest(), options: g.unaryOptions)
+                if socketOnly {
+                    writeOut(s.httpSocket + "\n")
+                    return
+                }
+                guard !s.httpURL.isEmpty else {
+                    throw fail("repengd serves HTTP only on its Unix socket \(s.httpSocket) (curl --unix-socket \(s.httpSocket) http://localhost/); start it with --http-listen 127.0.0.1:PORT for the playground", ExitStatus.failedPrecondition)
+                }
+                writeOut(s.httpURL + "\n")
             }
         }
     }

@@ -60,6 +60,9 @@ struct Repengd: AsyncParsableCommand {
     @Option(name: .customLong("allow-uid"), help: "Only this uid (and repengd's own) may call; repeat for more.")
     var allowUids: [UInt32] = []
 
+    @Option(help: "Also serve the HTTP API on this loopback TCP address (HOST:PORT, e.g. 127.0.0.1:8080; port 0 picks one); requests need the bearer token.")
+    var httpListen: String?
+
     @Option(help: "TOML config file (same settings, plus [limits]).")
     var config: String?
 
@@ -86,7 +89,7 @@ struct Repengd: AsyncParsableCommand {
         do {
             cfg = try DaemonConfig.resolve(socket: socket, vectors: vectors, state: state, modelFlags: models,
                                            threads: threads, socketGroup: socketGroup, allowedUids: allowUids,
-                                           saes: saes, precision: p, configFile: config)
+                                           saes: saes, precision: p, httpListen: httpListen, configFile: config)
         } catch {
             logger.critical("\(error)")
             throw ExitCode(2)

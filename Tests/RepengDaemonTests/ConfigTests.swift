@@ -112,6 +112,49 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(e.saesDir, "/q")
     }
 
+    /// The HTTP API's settings: the socket beside gRPC's, loopback only unless the file allows more.
+    func testHTTPSettings() throws {
+        let dir = "/tmp/repengd-config-" + String(UUID().uuidString.prefix(8))
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let env = ["HOME": "/h"]
+        let d = try DaemonConfig.resolve(socket: "/run/r/repengd.sock", vectors: nil, state: "/st", modelFlags: ["m=/x.gguf"], threads: nil,
+                                         configFile: nil, environment: env)
+        XCTAssertEqual(d.httpSocket, "/run/r/repengd-http.sock")
+        XCTAssertNil(d.httpListen)
+        XCTAssertEqual(d.httpTokenPath, "/st/http-token")
+        let t = try DaemonConfig.resolve(socket: "/s", vectors: nil, state: "/st", modelFlags: ["m=/x.gguf"], threads: nil,
+                                         httpListen: "127.0.0.1:0", configFile: nil, environment: env)
+        XCTAssertEqual(t.httpListen, HTTPAddress(host: "127.0.0.1", port: 0))
+        XCTAssertEqual(try HTTPAddress(parsing: "[::1]:8080"), HTTPAddress(host: "::1", port: 8080))
+        XCTAssertEqual(try HTTPAddress(parsing: "localhost:9"), HTTPAddress(host: "127.0.0.1", port: 9))
+        for bad in ["127.0.0.1", "127.0.0.1:99999", "example.com:80", ":80", "1.2.3:4"] {
+            XCTAssertThrowsError(try HTTPAddress(parsing: bad), bad)
+        }
+        XCTAssertThrowsError(try DaemonConfig.resolve(socket: "/s", vectors: nil, state: "/st", modelFlags: ["m=/x.gguf"], threads: nil,
+                                                      httpListen: "0.0.0.0:8080", configFile: nil, environment: env)) { e in
+            XCTAssertTrue("\(e)".contains("not a loopback address"), "\(e)")
+        }
+        let file = dir + "/c.toml"
+        try """
+            http_socket = "/run/x/api.sock"
+            http_listen = "0.0.0.0:8080"
+            http_allow_remote = true
+            http_token_file = "/etc/t"
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        let f = try DaemonConfig.resolve(socket: "/s", vectors: nil, state: "/st", modelFlags: ["m=/x.gguf"], threads: nil,
+                                         configFile: file, environment: env)
+        XCTAssertEqual(f.httpSocket, "/run/x/api.sock")
+        XCTAssertEqual(f.httpListen, HTTPAddress(host: "0.0.0.0", port: 8080))
+        XCTAssertTrue(f.httpAllowRemote)
+        XCTAssertEqual(f.httpTokenPath, "/etc/t")
+        for (text, key) in [("http_listen = 8080", "http_listen"), ("http_listen = \"nope\"", "http_listen"), ("http_allow_remote = 1", "http_allow_remote")] {
+            XCTAssertThrowsError(try DaemonConfig.parseTOML(text)) { e in
+                XCTAssertTrue("\(e)".contains("config key '\(key)'"), "\(e)")
+            }
+        }
+    }
+
     func testFlagsWinAndDefaults() throws {
         let env = ["XDG_RUNTIME_DIR": "/run/user/7", "XDG_STATE_HOME": "/home/u/.st", "HOME": "/home/u"]
         let c = try DaemonConfig.resolve(socket: nil, vectors: nil, state: nil, modelFlags: ["m=/x.gguf", "n=/y.gguf"],

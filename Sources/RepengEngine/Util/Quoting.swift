@@ -31,3 +31,20 @@ public func quoted(_ value: String, limit: Int = 200) -> String {
     }
     return out
 }
+
+/// A JSON string literal (RFC 8259: quote, backslash and control characters escaped).
+public func jsonString(_ s: String) -> String {
+    var out = "\""
+    for u in s.unicodeScalars {
+        switch u {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        default:
+            if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
+        }
+    }
+    return out + "\""
+}

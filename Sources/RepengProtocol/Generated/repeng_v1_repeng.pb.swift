@@ -1033,6 +1033,13 @@ public nonisolated struct Repeng_V1_StatusResponse: Sendable {
   /// Vector files whose newest version does not load (see ListVectors for why).
   public var vectorErrors: UInt32 = 0
 
+  /// The Unix socket of the HTTP API (OpenAI-compatible, plus the playground).
+  public var httpSocket: String = String()
+
+  /// The playground's URL on loopback TCP, with its token (`?token=`); empty when the daemon
+  /// does not listen on TCP. Anyone who may call this service may also call the HTTP API.
+  public var httpURL: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2429,7 +2436,7 @@ nonisolated extension Repeng_V1_StatusRequest: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Repeng_V1_StatusResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StatusResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}uptime_seconds\0\u{1}pid\0\u{1}socket\0\u{3}vectors_dir\0\u{3}state_dir\0\u{3}default_model\0\u{3}model_count\0\u{3}active_generations\0\u{3}queued_generations\0\u{3}active_trainings\0\u{3}generations_served\0\u{3}vector_count\0\u{3}vector_errors\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}uptime_seconds\0\u{1}pid\0\u{1}socket\0\u{3}vectors_dir\0\u{3}state_dir\0\u{3}default_model\0\u{3}model_count\0\u{3}active_generations\0\u{3}queued_generations\0\u{3}active_trainings\0\u{3}generations_served\0\u{3}vector_count\0\u{3}vector_errors\0\u{3}http_socket\0\u{3}http_url\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2451,6 +2458,8 @@ nonisolated extension Repeng_V1_StatusResponse: SwiftProtobuf.Message, SwiftProt
       case 12: try { try decoder.decodeSingularUInt64Field(value: &self.generationsServed) }()
       case 13: try { try decoder.decodeSingularUInt32Field(value: &self.vectorCount) }()
       case 14: try { try decoder.decodeSingularUInt32Field(value: &self.vectorErrors) }()
+      case 15: try { try decoder.decodeSingularStringField(value: &self.httpSocket) }()
+      case 16: try { try decoder.decodeSingularStringField(value: &self.httpURL) }()
       default: break
       }
     }
@@ -2499,6 +2508,12 @@ nonisolated extension Repeng_V1_StatusResponse: SwiftProtobuf.Message, SwiftProt
     if self.vectorErrors != 0 {
       try visitor.visitSingularUInt32Field(value: self.vectorErrors, fieldNumber: 14)
     }
+    if !self.httpSocket.isEmpty {
+      try visitor.visitSingularStringField(value: self.httpSocket, fieldNumber: 15)
+    }
+    if !self.httpURL.isEmpty {
+      try visitor.visitSingularStringField(value: self.httpURL, fieldNumber: 16)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2517,6 +2532,8 @@ nonisolated extension Repeng_V1_StatusResponse: SwiftProtobuf.Message, SwiftProt
     if lhs.generationsServed != rhs.generationsServed {return false}
     if lhs.vectorCount != rhs.vectorCount {return false}
     if lhs.vectorErrors != rhs.vectorErrors {return false}
+    if lhs.httpSocket != rhs.httpSocket {return false}
+    if lhs.httpURL != rhs.httpURL {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
