@@ -150,7 +150,8 @@ try:
     every = tomllib.loads(re.sub(r"(?m)^#(?=[A-Za-z_\[])", "", text))
 except tomllib.TOMLDecodeError as e:
     sys.exit(f"with every setting uncommented: {e}")
-top = {"socket", "vectors", "saes", "precision", "state", "threads", "socket_group", "allowed_uids", "model", "limits"}
+top = {"socket", "vectors", "saes", "precision", "state", "threads", "socket_group", "allowed_uids", "model", "limits",
+       "http_socket", "http_listen", "http_allow_remote", "http_token_file"}
 for name, cfg in (("as shipped", live), ("uncommented", every)):
     extra = set(cfg) - top
     if extra:

@@ -37,6 +37,15 @@ for q in "What are you doing this weekend?" "Tell me about your morning."; do
 done
 ctl reset >/dev/null
 
+# The same steering through the OpenAI-compatible HTTP API on the daemon's Unix socket
+# (docs/http.md): the control is a field of the request, not the model's state.
+http_sock="$(ctl http-url --socket-path)"
+echo
+echo "demo: POST /v1/chat/completions on $http_sock with \"control\": [{\"vector\": \"happy\", \"coeff\": 8}]"
+curl -s --unix-socket "$http_sock" http://localhost/v1/chat/completions -H 'Content-Type: application/json' -d '{
+  "messages": [{"role": "user", "content": "What are you doing this weekend?"}], "temperature": 0, "max_tokens": 40,
+  "control": [{"vector": "happy", "coeff": 8}], "layers": "'"$band"'"}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["choices"][0]["message"]["content"])'
+
 # Gemma-3-270M is a base model (no chat template): plain-text pairs and prompts. Its residual
 # stream is large (hidden-state norms in the thousands), so the coefficients are in the hundreds.
 echo

@@ -72,7 +72,7 @@ final class HTTPAPITests: XCTestCase {
     }
 
     /// curl's body and status.
-    private func curl(_ args: [String]) async throws -> (status: Int, body: String) {
+    private static func curl(_ args: [String]) async throws -> (status: Int, body: String) {
         let r = try await runProcess("/usr/bin/curl", ["-sS", "-w", "\n%{http_code}"] + args)
         XCTAssertEqual(r.status, 0, r.stderr)
         var lines = r.stdout.components(separatedBy: "\n")
@@ -80,8 +80,14 @@ final class HTTPAPITests: XCTestCase {
         return (code, lines.joined(separator: "\n"))
     }
 
-    private func object(_ body: String, file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {
+    private func curl(_ args: [String]) async throws -> (status: Int, body: String) { try await Self.curl(args) }
+
+    private static func object(_ body: String, file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {
         try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any], body, file: file, line: line)
+    }
+
+    private func object(_ body: String, file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {
+        try Self.object(body, file: file, line: line)
     }
 
     /// The message of an OpenAI-shaped error body (and checks its shape).
@@ -132,6 +138,11 @@ final class HTTPAPITests: XCTestCase {
             let vectors = try XCTUnwrap(try object(r.body)["data"] as? [[String: Any]])
             XCTAssertEqual(vectors.map { $0["name"] as? String }, ["happy"])
 
+            // The generated token is private to the daemon's user.
+            XCTAssertEqual(stat(dirs.state + "/http-token", &st), 0)
+            XCTAssertEqual(st.st_mode & 0o777, 0o600)
+            XCTAssertEqual(try String(contentsOfFile: dirs.state + "/http-token", encoding: .utf8), token + "\n")
+
             // Errors in OpenAI's shape.
             func post(_ path: String, _ body: String) async throws -> (status: Int, body: String) {
                 try await curl(unix + json + ["-X", "POST", "--data-binary", body, "http://localhost" + path])
@@ -171,6 +182,15 @@ final class HTTPAPITests: XCTestCase {
                 return try XCTUnwrap((choices.first?["message"] as? [String: Any])?["content"] as? String)
             }
             let baseline = try await chat("")
+            // A stop string ends the text before it, with finish_reason "stop".
+            let words = baseline.split(separator: " ")
+            XCTAssertGreaterThan(words.count, 3, baseline)
+            let stop = String(words[2])
+            r = try await post(chatPath, #"{"messages":[{"role":"user","content":"\#(Self.prompt)"}],"temperature":0,"max_tokens":16,"stop":["\#(stop)"]}"#)
+            let stopped = try XCTUnwrap((try object(r.body)["choices"] as? [[String: Any]])?.first, r.body)
+            XCTAssertEqual(stopped["finish_reason"] as? String, "stop", r.body)
+            let stoppedText = try XCTUnwrap((stopped["message"] as? [String: Any])?["content"] as? String)
+            XCTAssertTrue(baseline.hasPrefix(stoppedText) && !stoppedText.contains(stop), "\(stoppedText) vs \(baseline)")
             let explicit = try await chat(#","control":[{"vector":"happy","coeff":4}],"layers":"\#(Self.layers)""#)
             XCTAssertNotEqual(baseline, explicit)
             r = try await curl(unix + json + ["-X", "PUT", "--data-binary", #"{"control":[{"vector":"happy","coeff":4}],"layers":"\#(Self.layers)"}"#,
@@ -213,6 +233,36 @@ final class HTTPAPITests: XCTestCase {
             let paths = try XCTUnwrap(try object(r.body)["paths"] as? [String: Any])
             for p in ["/v1/chat/completions", "/v1/completions", "/v1/models", "/v1/control", "/v1/vectors", "/v1/train", "/health", "/openapi.json", "/"] {
                 XCTAssertNotNil(paths[p], p)
+            }
+        }
+    }
+
+    /// One gRPC and one HTTP generation at once share the model's batch, each with its text alone.
+    func testHTTPAndGRPCDecodeInOneBatch() async throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/curl") else { throw XCTSkip("curl missing") }
+        let dirs = try TempDirs()
+        defer { dirs.remove() }
+        try dirs.installHappyVector()
+        let grpcRequest = chatRequest(maxTokens: 48, control: control([("happy", 8)], layers: Array((-18)...(-5)).map(Int32.init)))
+        let body = #"{"messages":[{"role":"user","content":"Tell me about your morning."}],"temperature":0,"max_tokens":48,"control":[{"vector":"happy","coeff":-8}],"layers":"-5..-18"}"#
+        try await withDaemon(try dirs.config()) { daemon in
+            let socket = daemon.httpSocketPath
+            let http = { @Sendable () async throws -> String in
+                let r = try await Self.curl(["--unix-socket", socket, "-H", "Content-Type: application/json",
+                                             "--data-binary", body, "http://localhost/v1/chat/completions"])
+                let choices = try XCTUnwrap(try Self.object(r.body)["choices"] as? [[String: Any]], r.body)
+                return try XCTUnwrap((choices.first?["message"] as? [String: Any])?["content"] as? String)
+            }
+            try await withRepengClient(socket: dirs.socket) { client, _ in
+                let soloGRPC = try await generateText(client, grpcRequest).0
+                let soloHTTP = try await http()
+                XCTAssertEqual(daemon.registry.hosts[0].scheduler.largestBatch, 1)
+                async let a = generateText(client, grpcRequest).0
+                async let b = http()
+                let (togetherGRPC, togetherHTTP) = try await (a, b)
+                XCTAssertEqual(daemon.registry.hosts[0].scheduler.largestBatch, 2, "the HTTP and gRPC sequences were decoded together")
+                XCTAssertEqual(togetherGRPC, soloGRPC)
+                XCTAssertEqual(togetherHTTP, soloHTTP)
             }
         }
     }

@@ -25,6 +25,12 @@ final class SocketAccessTests: XCTestCase {
         try await runProcess(runuser, ["-u", "nobody", "--", ctl] + args, env: ["REPENG_SOCKET": ""])
     }
 
+    /// curl as nobody against the HTTP API's Unix socket: the status code.
+    func curlAsNobody(_ socket: String, _ path: String) async throws -> CLIResult {
+        try await runProcess(runuser, ["-u", "nobody", "--", "/usr/bin/curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                                       "--unix-socket", socket, "http://localhost" + path])
+    }
+
     func testGroupModesAndAllowList() async throws {
         guard getuid() == 0, FileManager.default.isExecutableFile(atPath: runuser), getgrnam("nogroup") != nil else {
             throw XCTSkip("needs root, runuser and the nogroup group to act as another user")
@@ -55,14 +61,25 @@ final class SocketAccessTests: XCTestCase {
             // The daemon's own uid is always allowed.
             r = try await runProcess(ctl, ["--socket", socket, "status"])
             XCTAssertEqual(r.status, 0, r.stderr)
+
+            // The HTTP socket beside it: same group and mode, same allow-list.
+            let http = dirs.root + "/run/repengd-http.sock"
+            XCTAssertEqual(lstat(http, &st), 0)
+            XCTAssertEqual(st.st_mode & 0o777, 0o660)
+            XCTAssertEqual(st.st_gid, 65534)
+            r = try await curlAsNobody(http, "/v1/models")
+            XCTAssertEqual(r.stdout, "403", r.stderr)
         }
         XCTAssertTrue(logs.lines.contains { $0.contains("uid=65534") && $0.contains("permissionDenied") }, "\(logs.lines)")
+        XCTAssertTrue(logs.lines.contains { $0.contains("http GET /v1/models peer=uid=65534") && $0.contains("status=403") }, "\(logs.lines)")
 
         // On the list: served.
         config.allowedUids = [65534]
         try await withDaemon(config) { _ in
             let r = try await asNobody(ctl, ["--socket", socket, "--json", "status"])
             XCTAssertEqual(r.status, 0, r.stderr)
+            let h = try await curlAsNobody(dirs.root + "/run/repengd-http.sock", "/v1/models")
+            XCTAssertEqual(h.stdout, "200", h.stderr)
         }
 
         // Without the group the directory keeps other users out entirely.

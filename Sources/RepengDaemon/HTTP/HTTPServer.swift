@@ -67,12 +67,14 @@ final class HTTPFrontEnd: Sendable {
         var quiet = logger
         quiet.logLevel = max(logger.logLevel, .warning)
         let ready = ReadySignal()
+        // At most max_connections open at once per listener; further ones wait to be accepted.
+        let connections = MaximumAvailableConnections(config.limits.maxConnections)
         // Connections with no request for this long are closed (as gRPC's idle connections).
         let server = HTTPServerBuilder.http1(configuration: .init(idleTimeout: .milliseconds(Int64(config.limits.connectionIdleSeconds * 1000))))
         let unixApp = Application(
             responder: APIResponder(api: api, transport: .unix(allowed: config.allowedUids.map { Set($0).union([getuid()]) })),
             server: server,
-            configuration: .init(address: .unixDomainSocket(path: path), serverName: "repengd"),
+            configuration: .init(address: .unixDomainSocket(path: path), serverName: "repengd", availableConnectionsDelegate: connections),
             onServerRunning: { _ in
                 chmod(path, 0o660)
                 if let socketGroup, chown(path, uid_t.max, socketGroup) != 0 {
@@ -86,7 +88,8 @@ final class HTTPFrontEnd: Sendable {
             let tcpApp = Application(
                 responder: APIResponder(api: api, transport: .tcp(token: token)),
                 server: server,
-                configuration: .init(address: .hostname(listen.host, port: listen.port), serverName: "repengd"),
+                configuration: .init(address: .hostname(listen.host, port: listen.port), serverName: "repengd",
+                                     availableConnectionsDelegate: connections),
                 onServerRunning: { channel in ready.signal(.tcp(port: channel.localAddress?.port ?? listen.port)) },
                 logger: quiet)
             services.append(tcpApp)
