@@ -72,8 +72,10 @@ struct ControlTermBody: Decodable, Sendable {
         vector = try c.decode(String.self, forKey: .vector)
         if let k = try c.decodeIfPresent(Float.self, forKey: .coeff) {
             coeff = k
+        } else if let k = try c.decodeIfPresent(Float.self, forKey: .coefficient) {
+            coeff = k
         } else {
-            coeff = try c.decode(Float.self, forKey: .coefficient)
+            throw DecodingError.keyNotFound(CodingKeys.coeff, .init(codingPath: c.codingPath, debugDescription: "coeff is required"))
         }
     }
 }
