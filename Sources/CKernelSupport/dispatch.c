@@ -1063,6 +1063,10 @@ INLINE v8 q8_group_dot_base(const int type, const q8g_base *g, q8_row x, long b0
     return acc;
 }
 
+#ifndef Q8_PREFETCH_ROWS
+#define Q8_PREFETCH_ROWS 4
+#endif
+
 /// One output element per (weight row, input row): the groups of the row, then the lane sum.
 /// `nc` is n as a constant (1) where the caller specialized on it, else 0.
 #define DEFINE_Q8_ROWS(NAME, ATTR, GROUP_T, GROUP, DOT, VEC, ZERO, STORE)                                      \
@@ -1079,6 +1083,9 @@ INLINE v8 q8_group_dot_base(const int type, const q8g_base *g, q8_row x, long b0
             long g = 0;                                                                                        \
             for (; g < nb / 8; g++) {                                                                          \
                 GROUP_T gr;                                                                                    \
+                if (Q8_PREFETCH_ROWS)                                                                          \
+                    for (long p_ = 0; p_ < gbytes; p_ += 64)                                                   \
+                        __builtin_prefetch(row + Q8_PREFETCH_ROWS * row_bytes + g * gbytes + p_, 0, 3);        \
                 GROUP(type, row + g * gbytes, 8, &gr);                                                         \
                 for (long i = 0; i < n; i++) acc[i] = DOT(type, &gr, xs[i], 8 * g, acc[i]);                    \
             }                                                                                                  \
