@@ -1,12 +1,14 @@
-// The multiply-accumulate kernels of decode and prefill, compiled for three instruction-set
-// levels and chosen at run time: a portable baseline (any x86-64, or any other CPU), AVX2 with
-// FMA, and AVX-512F. The binaries run on every x86-64 CPU; each CPU gets the widest level it has.
+// The multiply-accumulate kernels of decode and prefill, compiled for instruction-set levels and
+// chosen at run time: a portable baseline (any x86-64, or any other CPU), AVX2 with FMA, AVX-512F
+// (the int8 kernels: AVX-512BW) and AVX-512 VNNI (the int8 kernels' vpdpbusd; the f32 kernels
+// are AVX-512F's). The binaries run on every x86-64 CPU; each CPU gets the widest level it has.
 //
 // Within one level every output element is computed by the same instruction sequence whatever
 // the tile, batch or thread split (see the Swift callers), so a sequence's values do not depend
 // on what else is in the batch. Levels differ from each other only by rounding (FMA, lane count).
 #include "kernel_support.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -276,9 +278,13 @@ TARGET_AVX512 static void causal_values_avx512(const float *values, long ldv, lo
 static int supported_level(void) {
 #if defined(__x86_64__)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    // F16C (every AVX2 CPU has it) converts the int8 kernels' block scales.
+    const int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    if (avx2 && __builtin_cpu_supports("avx512f")) {
+        if (__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni")) return REPENG_KERNELS_AVX512VNNI;
         return REPENG_KERNELS_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return REPENG_KERNELS_AVX2;
+    }
+    if (avx2) return REPENG_KERNELS_AVX2;
 #endif
     return REPENG_KERNELS_BASELINE;
 }
@@ -299,13 +305,14 @@ int repeng_kernels_level(void) {
     int l = __atomic_load_n(&chosen_level, __ATOMIC_RELAXED);
     if (l >= 0) return l;
     l = repeng_kernels_supported();
-    // REPENG_KERNELS=baseline|avx2|avx512 asks for a lower level (never one the CPU lacks).
+    // REPENG_KERNELS=baseline|avx2|avx512|avx512vnni asks for a lower level (never one the CPU lacks).
     const char *ask = getenv("REPENG_KERNELS");
     if (ask) {
         int want = l;
         if (strcmp(ask, "baseline") == 0) want = REPENG_KERNELS_BASELINE;
         else if (strcmp(ask, "avx2") == 0) want = REPENG_KERNELS_AVX2;
         else if (strcmp(ask, "avx512") == 0) want = REPENG_KERNELS_AVX512;
+        else if (strcmp(ask, "avx512vnni") == 0) want = REPENG_KERNELS_AVX512VNNI;
         if (want < l) l = want;
     }
     __atomic_store_n(&chosen_level, l, __ATOMIC_RELAXED);
@@ -616,4 +623,890 @@ void repeng_quant_decode_rows(int type, const void *w, long row_bytes, long cols
                               float *out, long ldo) {
     const uint8_t *wb = w;
     for (long j = row_begin; j < row_end; j++) dequant_row(type, wb + j * row_bytes, cols, out + (j - row_begin) * ldo);
+}
+
+// MARK: - Int8 activations for encoded weights (decode steps)
+//
+// llama.cpp's way of multiplying by quantized weights, in our own code: each input row is
+// quantized per 32 values to int8 (f32 scale d = max|x| / 127, values rounded to nearest even),
+// and each 32-value weight block meets it as an integer dot product, exact in int32, scaled in
+// f32 once per block. The f32 part is the same in every level: block b of a row adds
+// t1 = (weight scale × d_b) × I_b, then (types with an offset term) t2 = weight min × (d_b × Σq_b),
+// to lane b mod 8 of eight accumulators, and the lanes are summed as `sum8` does. So every level
+// gives bit-identical results, the same as `repeng_quant_product_q8_reference`, and an output
+// element depends only on its weight row and its own input row: not on the batch or the split.
+
+/// Groups of 8 blocks of 32 values per quantized input row (the blocks past cols/32 are zeros).
+INLINE long q8_groups(long cols) { return (cols / 32 + 7) / 8; }
+/// Bytes per quantized input row: per block 32 int8 values, then the f32 scale d, the f32
+/// d × Σq, the int32 Σq and the two int16 sums of each 16 values (Q6_K's scales are per 16).
+INLINE long q8_stride(long cols) { return 384 * q8_groups(cols); }
+
+/// One quantized input row, as laid out in the scratch.
+typedef struct {
+    int8_t *q;
+    float *d, *ds;
+    int32_t *s;
+    int16_t *s16;
+} q8_row;
+
+INLINE q8_row q8_row_at(const void *base, long cols, long i) {
+    const long nbp = 8 * q8_groups(cols);
+    uint8_t *p = (uint8_t *)base + i * q8_stride(cols);
+    q8_row r;
+    r.q = (int8_t *)p;
+    r.d = (float *)(p + 32 * nbp);
+    r.ds = r.d + nbp;
+    r.s = (int32_t *)(r.ds + nbp);
+    r.s16 = (int16_t *)(r.s + nbp);
+    return r;
+}
+
+/// Σq of block b (whole and per 16) and d × Σq, from the int8 values already written.
+INLINE void q8_block_sums(q8_row r, long b, float d) {
+    int s0 = 0, s1 = 0;
+    for (int k = 0; k < 16; k++) s0 += r.q[32 * b + k];
+    for (int k = 16; k < 32; k++) s1 += r.q[32 * b + k];
+    r.d[b] = d;
+    r.s[b] = s0 + s1;
+    r.s16[2 * b] = (int16_t)s0;
+    r.s16[2 * b + 1] = (int16_t)s1;
+    r.ds[b] = d * (float)(s0 + s1);
+}
+
+/// The scale of a block whose largest magnitude is `amax`, and its inverse (0 for a zero block).
+INLINE void q8_scale(float amax, float *d, float *id) {
+    *d = amax / 127.0f;
+    *id = *d != 0.0f ? 1.0f / *d : 0.0f;
+}
+
+/// The sum of eight accumulator lanes, in the one order every level uses.
+INLINE float q8_sum_lanes(const float a[8]) {
+    float s0 = (a[0] + a[4]) + (a[2] + a[6]);
+    float s1 = (a[1] + a[5]) + (a[3] + a[7]);
+    return s0 + s1;
+}
+
+/// Bytes of 256 weights (8 blocks of 32, or one K-quant super-block), the unit the kernels step by.
+INLINE long q8_group_bytes(int type) {
+    switch (type) {
+    case REPENG_QUANT_Q4_0: return 8 * 18;
+    case REPENG_QUANT_Q4_1: return 8 * 20;
+    case REPENG_QUANT_Q5_0: return 8 * 22;
+    case REPENG_QUANT_Q5_1: return 8 * 24;
+    case REPENG_QUANT_Q8_0: return 8 * 34;
+    case REPENG_QUANT_Q4_K: return 144;
+    case REPENG_QUANT_Q5_K: return 176;
+    default: return 210;  // Q6_K
+    }
+}
+
+/// Types with an offset term (weight = scale × q + min): their blocks add min × d × Σq.
+INLINE int q8_has_min(int type) {
+    return type == REPENG_QUANT_Q4_1 || type == REPENG_QUANT_Q5_1 || type == REPENG_QUANT_Q4_K || type == REPENG_QUANT_Q5_K;
+}
+
+/// The eight 6-bit scales and mins of a Q4_K/Q5_K super-block (12 bytes at `sc`), a byte each.
+INLINE void q8_k_scales(const uint8_t *sc, uint64_t *scales, uint64_t *mins) {
+    uint32_t a, b, c;
+    memcpy(&a, sc, 4);
+    memcpy(&b, sc + 4, 4);
+    memcpy(&c, sc + 8, 4);
+    // Sub-blocks 0-3 keep 6 bits in bytes 0-3 (scales) and 4-7 (mins); 4-7 take 4 bits from
+    // bytes 8-11 and their top 2 from the top bits of bytes 0-7.
+    const uint32_t s_lo = a & 0x3F3F3F3Fu, m_lo = b & 0x3F3F3F3Fu;
+    const uint32_t s_hi = (c & 0x0F0F0F0Fu) | ((a >> 2) & 0x30303030u);
+    const uint32_t m_hi = ((c >> 4) & 0x0F0F0F0Fu) | ((b >> 2) & 0x30303030u);
+    *scales = s_lo | (uint64_t)s_hi << 32;
+    *mins = m_lo | (uint64_t)m_hi << 32;
+}
+
+/// A per-thread scratch of at least `bytes` bytes, 64-byte aligned (grown, never shrunk).
+static void *scratch_q8(long bytes) {
+    static __thread void *buffer;
+    static __thread long capacity;
+    if (bytes > capacity) {
+        void *b = NULL;
+        if (posix_memalign(&b, 64, (size_t)bytes) != 0) return NULL;
+        free(buffer);
+        buffer = b;
+        capacity = bytes;
+    }
+    return buffer;
+}
+
+// MARK: Reference (scalar, read straight from the block layouts)
+
+/// Quantizes n rows as every level does, one value at a time.
+static void q8_quantize_reference(const float *x, long n, long ldx, long cols, void *out) {
+    const long nb = cols / 32;
+    memset(out, 0, (size_t)(n * q8_stride(cols)));
+    for (long i = 0; i < n; i++) {
+        q8_row r = q8_row_at(out, cols, i);
+        for (long b = 0; b < nb; b++) {
+            const float *v = x + i * ldx + 32 * b;
+            float amax = 0.0f, d, id;
+            for (int k = 0; k < 32; k++) {
+                float a = fabsf(v[k]);
+                if (a > amax) amax = a;
+            }
+            q8_scale(amax, &d, &id);
+            for (int k = 0; k < 32; k++) r.q[32 * b + k] = (int8_t)rintf(v[k] * id);
+            q8_block_sums(r, b, d);
+        }
+    }
+}
+
+/// Weight block b (of 32) of a row as integers q[k] (weight = wa × q[k] + wm, Q6_K: wa × scale
+/// of the 16 × q[k]), its scale wa and min wm as the kernels form them.
+static void q8_reference_block(int type, const uint8_t *row, long b, int q[32], int sc[2], float *wa, float *wm) {
+    *wm = 0.0f;
+    sc[0] = sc[1] = 1;
+    const uint8_t *p;
+    switch (type) {
+    case REPENG_QUANT_Q4_0:
+    case REPENG_QUANT_Q4_1: {
+        const int q41 = type == REPENG_QUANT_Q4_1;
+        p = row + (q41 ? 20 : 18) * b;
+        *wa = half_to_float(load_u16(p));
+        if (q41) *wm = half_to_float(load_u16(p + 2));
+        const uint8_t *qs = p + (q41 ? 4 : 2);
+        for (int k = 0; k < 32; k++) q[k] = (k < 16 ? qs[k] & 0x0F : qs[k - 16] >> 4) - (q41 ? 0 : 8);
+        break;
+    }
+    case REPENG_QUANT_Q5_0:
+    case REPENG_QUANT_Q5_1: {
+        const int q51 = type == REPENG_QUANT_Q5_1;
+        p = row + (q51 ? 24 : 22) * b;
+        *wa = half_to_float(load_u16(p));
+        if (q51) *wm = half_to_float(load_u16(p + 2));
+        uint32_t qh;
+        memcpy(&qh, p + (q51 ? 4 : 2), 4);
+        const uint8_t *qs = p + (q51 ? 8 : 6);
+        for (int k = 0; k < 32; k++)
+            q[k] = ((k < 16 ? qs[k] & 0x0F : qs[k - 16] >> 4) | (int)((qh >> k) & 1) << 4) - (q51 ? 0 : 16);
+        break;
+    }
+    case REPENG_QUANT_Q8_0:
+        p = row + 34 * b;
+        *wa = half_to_float(load_u16(p));
+        for (int k = 0; k < 32; k++) q[k] = (int8_t)p[2 + k];
+        break;
+    case REPENG_QUANT_Q4_K:
+    case REPENG_QUANT_Q5_K: {
+        const int q5 = type == REPENG_QUANT_Q5_K, j = (int)(b % 8);
+        p = row + (q5 ? 176 : 144) * (b / 8);
+        const float d = half_to_float(load_u16(p)), dmin = half_to_float(load_u16(p + 2));
+        const uint8_t *s = p + 4;
+        int s6, m6;
+        if (j < 4) {
+            s6 = s[j] & 63;
+            m6 = s[j + 4] & 63;
+        } else {
+            s6 = (s[j + 4] & 0x0F) | (s[j - 4] >> 6) << 4;
+            m6 = (s[j + 4] >> 4) | (s[j] >> 6) << 4;
+        }
+        *wa = d * (float)s6;
+        *wm = -(dmin * (float)m6);
+        const uint8_t *qs = p + (q5 ? 48 : 16) + 32 * (j / 2), *qh = p + 16;
+        for (int k = 0; k < 32; k++) q[k] = ((qs[k] >> (4 * (j % 2))) & 0x0F) | (q5 ? ((qh[k] >> j) & 1) << 4 : 0);
+        break;
+    }
+    default: {  // Q6_K: 128-value halves, each four runs of 32 from ql's nibbles and qh's bit pairs.
+        const int j = (int)(b % 8), half = j / 4, g = j % 4;
+        p = row + 210 * (b / 8);
+        *wa = half_to_float(load_u16(p + 208));
+        sc[0] = (int8_t)p[192 + 2 * j];
+        sc[1] = (int8_t)p[192 + 2 * j + 1];
+        const uint8_t *ql = p + 64 * half + (g % 2 ? 32 : 0), *qh = p + 128 + 32 * half;
+        for (int k = 0; k < 32; k++) q[k] = (((ql[k] >> (g / 2 ? 4 : 0)) & 0x0F) | ((qh[k] >> (2 * g)) & 3) << 4) - 32;
+        break;
+    }
+    }
+}
+
+/// The int8 product written out one block and one value at a time (no vectors), for tests.
+static void q8_product_reference(int type, const void *xq, long n, long cols, const uint8_t *w, long row_bytes,
+                                 long row_begin, long row_end, float *y, long ldy, int accumulate) {
+    const long nb = cols / 32, nbp = 8 * q8_groups(cols);
+    for (long j = row_begin; j < row_end; j++) {
+        const uint8_t *row = w + j * row_bytes;
+        for (long i = 0; i < n; i++) {
+            q8_row x = q8_row_at(xq, cols, i);
+            float acc[8] = {0};
+            for (long b = 0; b < nbp; b++) {
+                float t1 = 0.0f, t2 = 0.0f;
+                if (b < nb) {
+                    int q[32], sc[2];
+                    float wa, wm;
+                    q8_reference_block(type, row, b, q, sc, &wa, &wm);
+                    int32_t sum = 0;
+                    for (int h = 0; h < 2; h++) {
+                        int32_t part = 0;
+                        for (int k = 16 * h; k < 16 * h + 16; k++) part += q[k] * x.q[32 * b + k];
+                        sum += sc[h] * part;
+                    }
+                    const float a = wa * x.d[b];
+                    t1 = a * (float)sum;
+                    t2 = wm * x.ds[b];
+                }
+                acc[b % 8] = acc[b % 8] + t1;
+                if (q8_has_min(type)) acc[b % 8] = acc[b % 8] + t2;
+            }
+            const float s = q8_sum_lanes(acc);
+            float *out = y + i * ldy + j;
+            *out = accumulate ? *out + s : s;
+        }
+    }
+}
+
+// MARK: Baseline (portable vectors)
+
+typedef int32_t i32x8 __attribute__((vector_size(32)));
+typedef uint32_t u32x8 __attribute__((vector_size(32)));
+typedef int8_t i8x32 __attribute__((vector_size(32)));
+typedef uint8_t u8x32 __attribute__((vector_size(32)));
+typedef int16_t i16x16 __attribute__((vector_size(32)));
+
+static void q8_quantize_base(const float *x, long n, long ldx, long cols, void *out) {
+    const long nb = cols / 32;
+    memset(out, 0, (size_t)(n * q8_stride(cols)));
+    for (long i = 0; i < n; i++) {
+        q8_row r = q8_row_at(out, cols, i);
+        for (long b = 0; b < nb; b++) {
+            const float *v = x + i * ldx + 32 * b;
+            v8 m = {0};
+            for (int k = 0; k < 32; k += 8) {
+                u32x8 bits;
+                memcpy(&bits, v + k, 32);
+                bits &= 0x7FFFFFFFu;
+                v8 a;
+                memcpy(&a, &bits, 32);
+                const i32x8 more = a > m;
+                m = (v8)(((i32x8)a & more) | ((i32x8)m & ~more));
+            }
+            float amax = 0.0f, d, id;
+            for (int k = 0; k < 8; k++) amax = m[k] > amax ? m[k] : amax;
+            q8_scale(amax, &d, &id);
+            for (int k = 0; k < 32; k += 8) {
+                // Rounded to nearest even by adding and taking away 1.5 × 2^23 (|t| ≤ 127).
+                v8 t = load8(v + k) * id;
+                t = t + 12582912.0f;
+                t = t - 12582912.0f;
+                i32x8 qi = __builtin_convertvector(t, i32x8);
+                for (int l = 0; l < 8; l++) r.q[32 * b + k + l] = (int8_t)qi[l];
+            }
+            q8_block_sums(r, b, d);
+        }
+    }
+}
+
+/// f32 of 8 halves `stride` bytes apart (the first `count`; the rest 0), exact for every finite
+/// half: the bits shifted into place, times 2^112 to rebias the exponent (subnormals included).
+INLINE v8 q8_halves_base(const uint8_t *p, long stride, int count) {
+    u32x8 h = {0};
+    for (int b = 0; b < count; b++) h[b] = load_u16(p + b * stride);
+    u32x8 bits = (h & 0x7FFFu) << 13;
+    v8 f;
+    memcpy(&f, &bits, 32);
+    f = f * 0x1p112f;
+    memcpy(&bits, &f, 32);
+    bits |= (h & 0x8000u) << 16;
+    memcpy(&f, &bits, 32);
+    return f;
+}
+
+/// A group of 8 weight blocks as integers: q[b] (unsigned, or signed for Q8_0), the scales a
+/// and mins m as f32 lanes, and Q6_K's 16 scales.
+typedef struct {
+    i8x32 q[8];
+    v8 a, m;
+    int sc[16];
+} q8g_base;
+
+INLINE u8x32 q8_nibbles_base(const uint8_t *p) {
+    u8x16 v;
+    memcpy(&v, p, 16);
+    u8x32 out;
+    for (int k = 0; k < 16; k++) {
+        out[k] = v[k] & 0x0F;
+        out[k + 16] = v[k] >> 4;
+    }
+    return out;
+}
+
+INLINE u8x32 q8_bits5_base(const uint8_t *p) {
+    uint32_t qh;
+    memcpy(&qh, p, 4);
+    u8x32 out;
+    for (int k = 0; k < 32; k++) out[k] = (uint8_t)(((qh >> k) & 1) << 4);
+    return out;
+}
+
+INLINE void q8_group_base(const int type, const uint8_t *p, const int count, q8g_base *g) {
+    const u8x32 zero = {0};
+    g->m = (v8){0};
+    switch (type) {
+    case REPENG_QUANT_Q4_0:
+        for (int b = 0; b < 8; b++) g->q[b] = (i8x32)(b < count ? q8_nibbles_base(p + 18 * b + 2) : zero);
+        g->a = q8_halves_base(p, 18, count);
+        break;
+    case REPENG_QUANT_Q4_1:
+        for (int b = 0; b < 8; b++) g->q[b] = (i8x32)(b < count ? q8_nibbles_base(p + 20 * b + 4) : zero);
+        g->a = q8_halves_base(p, 20, count);
+        g->m = q8_halves_base(p + 2, 20, count);
+        break;
+    case REPENG_QUANT_Q5_0:
+        for (int b = 0; b < 8; b++)
+            g->q[b] = (i8x32)(b < count ? q8_nibbles_base(p + 22 * b + 6) | q8_bits5_base(p + 22 * b + 2) : zero);
+        g->a = q8_halves_base(p, 22, count);
+        break;
+    case REPENG_QUANT_Q5_1:
+        for (int b = 0; b < 8; b++)
+            g->q[b] = (i8x32)(b < count ? q8_nibbles_base(p + 24 * b + 8) | q8_bits5_base(p + 24 * b + 4) : zero);
+        g->a = q8_halves_base(p, 24, count);
+        g->m = q8_halves_base(p + 2, 24, count);
+        break;
+    case REPENG_QUANT_Q8_0:
+        for (int b = 0; b < 8; b++) {
+            if (b < count) memcpy(&g->q[b], p + 34 * b + 2, 32);
+            else g->q[b] = (i8x32)zero;
+        }
+        g->a = q8_halves_base(p, 34, count);
+        break;
+    case REPENG_QUANT_Q4_K:
+    case REPENG_QUANT_Q5_K: {
+        const int q5 = type == REPENG_QUANT_Q5_K;
+        const float d = half_to_float(load_u16(p)), dmin = half_to_float(load_u16(p + 2));
+        uint64_t s6, m6;
+        q8_k_scales(p + 4, &s6, &m6);
+        for (int j = 0; j < 8; j++) {
+            g->a[j] = d * (float)(uint8_t)(s6 >> (8 * j));
+            g->m[j] = -dmin * (float)(uint8_t)(m6 >> (8 * j));
+        }
+        u8x32 h;
+        memcpy(&h, p + 16, 32);
+        for (int c = 0; c < 4; c++) {
+            u8x32 v;
+            memcpy(&v, p + (q5 ? 48 : 16) + 32 * c, 32);
+            u8x32 lo = v & 0x0F, hi = v >> 4;
+            if (q5) {
+                lo |= ((h >> (2 * c)) & 1) << 4;
+                hi |= ((h >> (2 * c + 1)) & 1) << 4;
+            }
+            g->q[2 * c] = (i8x32)lo;
+            g->q[2 * c + 1] = (i8x32)hi;
+        }
+        break;
+    }
+    default: {  // Q6_K
+        const float d = half_to_float(load_u16(p + 208));
+        for (int j = 0; j < 8; j++) g->a[j] = d;
+        for (int s = 0; s < 16; s++) g->sc[s] = (int8_t)p[192 + s];
+        for (int half = 0; half < 2; half++) {
+            u8x32 a, c, h;
+            memcpy(&a, p + 64 * half, 32);
+            memcpy(&c, p + 64 * half + 32, 32);
+            memcpy(&h, p + 128 + 32 * half, 32);
+            g->q[4 * half] = (i8x32)((a & 0x0F) | (h & 3) << 4);
+            g->q[4 * half + 1] = (i8x32)((c & 0x0F) | ((h >> 2) & 3) << 4);
+            g->q[4 * half + 2] = (i8x32)((a >> 4) | ((h >> 4) & 3) << 4);
+            g->q[4 * half + 3] = (i8x32)((c >> 4) | (h >> 6) << 4);
+        }
+        break;
+    }
+    }
+}
+
+/// The f32 step of a group for one input row, every level's order: t1 = (a × d) × I, then
+/// t2 = m × (d × Σq), each added to its block's lane.
+#define Q8_FLOAT_STEP(VEC, LOADF, MUL, ADD, CVT, acc, g, x, b0, I, has_min)                 \
+    do {                                                                                    \
+        VEC a_ = MUL((g)->a, LOADF((x).d + (b0)));                                          \
+        VEC t1_ = MUL(a_, CVT(I));                                                          \
+        (acc) = ADD((acc), t1_);                                                            \
+        if (has_min) {                                                                      \
+            VEC t2_ = MUL((g)->m, LOADF((x).ds + (b0)));                                    \
+            (acc) = ADD((acc), t2_);                                                        \
+        }                                                                                   \
+    } while (0)
+
+INLINE v8 q8_mul_base(v8 a, v8 b) { return a * b; }
+INLINE v8 q8_add_base(v8 a, v8 b) { return a + b; }
+INLINE v8 q8_cvt_base(i32x8 v) { return __builtin_convertvector(v, v8); }
+
+INLINE v8 q8_group_dot_base(const int type, const q8g_base *g, q8_row x, long b0, v8 acc) {
+    i32x8 I;
+    for (int b = 0; b < 8; b++) {
+        const int8_t *xq = x.q + 32 * (b0 + b);
+        int32_t part[2];
+        for (int h = 0; h < 2; h++) {
+            int32_t s = 0;
+            for (int k = 16 * h; k < 16 * h + 16; k++) {
+                const int wv = type == REPENG_QUANT_Q8_0 ? (int)g->q[b][k] : (int)(uint8_t)g->q[b][k];
+                s += wv * xq[k];
+            }
+            part[h] = s;
+        }
+        int32_t v;
+        switch (type) {
+        case REPENG_QUANT_Q4_0: v = part[0] + part[1] - 8 * x.s[b0 + b]; break;
+        case REPENG_QUANT_Q5_0: v = part[0] + part[1] - 16 * x.s[b0 + b]; break;
+        case REPENG_QUANT_Q6_K:
+            v = g->sc[2 * b] * (part[0] - 32 * x.s16[2 * (b0 + b)]) + g->sc[2 * b + 1] * (part[1] - 32 * x.s16[2 * (b0 + b) + 1]);
+            break;
+        default: v = part[0] + part[1]; break;
+        }
+        I[b] = v;
+    }
+    Q8_FLOAT_STEP(v8, load8, q8_mul_base, q8_add_base, q8_cvt_base, acc, g, x, b0, I, q8_has_min(type));
+    return acc;
+}
+
+#ifndef Q8_PREFETCH_ROWS
+#define Q8_PREFETCH_ROWS 4
+#endif
+
+/// One output element per (weight row, input row): the groups of the row, then the lane sum.
+/// `nc` is n as a constant (1) where the caller specialized on it, else 0.
+#define DEFINE_Q8_ROWS(NAME, ATTR, GROUP_T, GROUP, DOT, VEC, ZERO, STORE)                                      \
+    INLINE ATTR void NAME(const int type, const int nc, const void *xq, long n, long cols, const uint8_t *w,       \
+                          long row_bytes, long row_begin, long row_end, float *y, long ldy, int accumulate) {    \
+        const long nb = cols / 32, groups = q8_groups(cols), gbytes = q8_group_bytes(type);                    \
+        if (nc) n = nc;                                                                                        \
+        q8_row xs[16];                                                                                         \
+        for (long i = 0; i < n; i++) xs[i] = q8_row_at(xq, cols, i);                                           \
+        for (long j = row_begin; j < row_end; j++) {                                                           \
+            const uint8_t *row = w + j * row_bytes;                                                            \
+            VEC acc[16];                                                                                       \
+            for (long i = 0; i < n; i++) acc[i] = ZERO;                                                        \
+            long g = 0;                                                                                        \
+            for (; g < nb / 8; g++) {                                                                          \
+                GROUP_T gr;                                                                                    \
+                if (Q8_PREFETCH_ROWS)                                                                          \
+                    for (long p_ = 0; p_ < gbytes; p_ += 64)                                                   \
+                        __builtin_prefetch(row + Q8_PREFETCH_ROWS * row_bytes + g * gbytes + p_, 0, 3);        \
+                GROUP(type, row + g * gbytes, 8, &gr);                                                         \
+                for (long i = 0; i < n; i++) acc[i] = DOT(type, &gr, xs[i], 8 * g, acc[i]);                    \
+            }                                                                                                  \
+            if (g < groups) {                                                                                  \
+                GROUP_T gr;                                                                                    \
+                GROUP(type, row + g * gbytes, (int)(nb - 8 * g), &gr);                                         \
+                for (long i = 0; i < n; i++) acc[i] = DOT(type, &gr, xs[i], 8 * g, acc[i]);                    \
+            }                                                                                                  \
+            for (long i = 0; i < n; i++) {                                                                     \
+                float lanes[8];                                                                                \
+                STORE(lanes, acc[i]);                                                                          \
+                const float s = q8_sum_lanes(lanes);                                                           \
+                float *out = y + i * ldy + j;                                                                  \
+                *out = accumulate ? *out + s : s;                                                              \
+            }                                                                                                  \
+        }                                                                                                      \
+    }
+
+INLINE void q8_store_base(float *p, v8 v) { memcpy(p, &v, 32); }
+DEFINE_Q8_ROWS(q8_rows_base, , q8g_base, q8_group_base, q8_group_dot_base, v8, ((v8){0}), q8_store_base)
+
+/// Every type and input-row count through one specialized body each; at most 16 input rows
+/// per pass (the accumulators), more in passes of 16.
+#define DEFINE_Q8_PRODUCT(NAME, ATTR, ROWS)                                                                    \
+    ATTR static void NAME(int type, const void *xq, long n, long cols, const uint8_t *w, long row_bytes,         \
+                          long row_begin, long row_end, float *y, long ldy, int accumulate) {                  \
+        for (long i0 = 0; i0 < n; i0 += 16) {                                                                  \
+            const long m = n - i0 < 16 ? n - i0 : 16;                                                          \
+            const void *x = (const uint8_t *)xq + i0 * q8_stride(cols);                                        \
+            float *yy = y + i0 * ldy;                                                                          \
+            const int one = m == 1;                                                                            \
+            switch (type) {                                                                                    \
+            case REPENG_QUANT_Q4_0:                                                                            \
+                if (one) ROWS(REPENG_QUANT_Q4_0, 1, x, 1, cols, w, row_bytes, row_begin, row_end, yy, ldy, accumulate); \
+                else ROWS(REPENG_QUANT_Q4_0, 0, x, m, cols, w, row_bytes, row_begin, row_end, yy, ldy, accumulate); \
+                break;                                                                                         \
+            case REPENG_QUANT_Q4_1:                                                                            \
+                if (one) ROWS(REPENG_QUANT_Q4_1, 1, x, 1, cols, w, row_bytes, row_begin, row_end, yy, ldy, accumulate); \
+                else ROWS(REPENG_QUANT_Q4_1, 0, x, m, cols, w, row_bytes, row_begin, row_end, yy, ldy, accumulate); \
+                break;                                                                                         \
+            case REPENG_QUANT_Q5_0:                                                                            \
+                if (one) ROWS(REPENG_QUANT_Q5_0, 1, x, 1, cols, w, row_bytes, row_begin, row_end, yy, ldy, accumulate); \
+                else ROWS(REPENG_QUANT_Q5_0, 0, x, m, cols, w, row_bytes, row_begin, row_end, yy, ldy, accumulate); \
+                break;                                                                                         \
+            case REPENG_QUANT_Q5_1:                                                                            \
+                if (one) ROWS(REPENG_QUANT_Q5_1, 1, x, 1, cols, w, row_bytes, row_begin, row_end, yy, ldy, accumulate); \
+                else ROWS(REPENG_QUANT_Q5_1, 0, x, m, cols, w, row_bytes, row_begin, row_end, yy, ldy, accumulate); \
+                break;                                                                                         \
+            case REPENG_QUANT_Q8_0:                                                                            \
+                if (one) ROWS(REPENG_QUANT_Q8_0, 1, x, 1, cols, w, row_bytes, row_begin, row_end, yy, ldy, accumulate); \
+                else ROWS(REPENG_QUANT_Q8_0, 0, x, m, cols, w, row_bytes, row_begin, row_end, yy, ldy, accumulate); \
+                break;                                                                                         \
+            case REPENG_QUANT_Q4_K:                                                                            \
+                if (one) ROWS(REPENG_QUANT_Q4_K, 1, x, 1, cols, w, row_bytes, row_begin, row_end, yy, ldy, accumulate); \
+                else ROWS(REPENG_QUANT_Q4_K, 0, x, m, cols, w, row_bytes, row_begin, row_end, yy, ldy, accumulate); \
+                break;                                                                                         \
+            case REPENG_QUANT_Q5_K:                                                                            \
+                if (one) ROWS(REPENG_QUANT_Q5_K, 1, x, 1, cols, w, row_bytes, row_begin, row_end, yy, ldy, accumulate); \
+                else ROWS(REPENG_QUANT_Q5_K, 0, x, m, cols, w, row_bytes, row_begin, row_end, yy, ldy, accumulate); \
+                break;                                                                                         \
+            default:                                                                                           \
+                if (one) ROWS(REPENG_QUANT_Q6_K, 1, x, 1, cols, w, row_bytes, row_begin, row_end, yy, ldy, accumulate); \
+                else ROWS(REPENG_QUANT_Q6_K, 0, x, m, cols, w, row_bytes, row_begin, row_end, yy, ldy, accumulate); \
+                break;                                                                                         \
+            }                                                                                                  \
+        }                                                                                                      \
+    }
+
+DEFINE_Q8_PRODUCT(q8_product_base, , q8_rows_base)
+
+#if defined(__x86_64__)
+
+// MARK: AVX2 (8 blocks' integer sums in one vector; vpmaddubsw + vpmaddwd per block)
+
+#define TARGET_Q8_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+TARGET_Q8_AVX2 static void q8_quantize_avx2(const float *x, long n, long ldx, long cols, void *out) {
+    const long nb = cols / 32;
+    memset(out, 0, (size_t)(n * q8_stride(cols)));
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (long i = 0; i < n; i++) {
+        q8_row r = q8_row_at(out, cols, i);
+        for (long b = 0; b < nb; b++) {
+            const float *v = x + i * ldx + 32 * b;
+            __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8), v2 = _mm256_loadu_ps(v + 16), v3 = _mm256_loadu_ps(v + 24);
+            __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+                                     _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+            __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+            h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+            h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
+            float d, id;
+            q8_scale(_mm_cvtss_f32(h), &d, &id);
+            const __m256 s = _mm256_set1_ps(id);
+            // Rounded to nearest even (the default MXCSR mode), as rintf.
+            __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, s)), i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, s));
+            __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, s)), i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, s));
+            __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+            p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            _mm256_storeu_si256((__m256i *)(r.q + 32 * b), p);
+            q8_block_sums(r, b, d);
+        }
+    }
+}
+
+INLINE TARGET_Q8_AVX2 __m256 q8_halves_avx2(const uint8_t *p, long stride, int count) {
+    if (count == 8)
+        return _mm256_cvtph_ps(_mm_setr_epi16((short)load_u16(p), (short)load_u16(p + stride), (short)load_u16(p + 2 * stride),
+                                              (short)load_u16(p + 3 * stride), (short)load_u16(p + 4 * stride),
+                                              (short)load_u16(p + 5 * stride), (short)load_u16(p + 6 * stride),
+                                              (short)load_u16(p + 7 * stride)));
+    uint16_t h[8] = {0};
+    for (int b = 0; b < count; b++) h[b] = load_u16(p + b * stride);
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
+}
+
+INLINE TARGET_Q8_AVX2 __m256i q8_nibbles_avx2(const uint8_t *p) {
+    const __m128i v = _mm_loadu_si128((const __m128i *)p);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(0x0F));
+}
+
+/// 0x10 in each byte whose bit of the 32-bit `qh` is set.
+INLINE TARGET_Q8_AVX2 __m256i q8_bits5_avx2(const uint8_t *p) {
+    uint32_t qh;
+    memcpy(&qh, p, 4);
+    const __m256i spread = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    const __m256i v = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), spread), bit);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(v, bit), _mm256_set1_epi8(0x10));
+}
+
+typedef struct {
+    __m256i q[8];
+    __m256 a, m;
+    /// Q6_K: the 16 scales as int16 in order, and as int32 in the order `q8_reduce_avx2` leaves
+    /// the 16-value sums ([0 2 4 6 | 1 3 5 7] and [8 10 12 14 | 9 11 13 15]).
+    __m256i sc16, sc_lo, sc_hi;
+} q8g_avx2;
+
+INLINE TARGET_Q8_AVX2 void q8_group_avx2(const int type, const uint8_t *p, const int count, q8g_avx2 *g) {
+    const __m256i zero = _mm256_setzero_si256(), low4 = _mm256_set1_epi8(0x0F);
+    g->m = _mm256_setzero_ps();
+    switch (type) {
+    case REPENG_QUANT_Q4_0:
+        for (int b = 0; b < 8; b++) g->q[b] = b < count ? q8_nibbles_avx2(p + 18 * b + 2) : zero;
+        g->a = q8_halves_avx2(p, 18, count);
+        break;
+    case REPENG_QUANT_Q4_1:
+        for (int b = 0; b < 8; b++) g->q[b] = b < count ? q8_nibbles_avx2(p + 20 * b + 4) : zero;
+        g->a = q8_halves_avx2(p, 20, count);
+        g->m = q8_halves_avx2(p + 2, 20, count);
+        break;
+    case REPENG_QUANT_Q5_0:
+        for (int b = 0; b < 8; b++)
+            g->q[b] = b < count ? _mm256_or_si256(q8_nibbles_avx2(p + 22 * b + 6), q8_bits5_avx2(p + 22 * b + 2)) : zero;
+        g->a = q8_halves_avx2(p, 22, count);
+        break;
+    case REPENG_QUANT_Q5_1:
+        for (int b = 0; b < 8; b++)
+            g->q[b] = b < count ? _mm256_or_si256(q8_nibbles_avx2(p + 24 * b + 8), q8_bits5_avx2(p + 24 * b + 4)) : zero;
+        g->a = q8_halves_avx2(p, 24, count);
+        g->m = q8_halves_avx2(p + 2, 24, count);
+        break;
+    case REPENG_QUANT_Q8_0:
+        for (int b = 0; b < 8; b++) g->q[b] = b < count ? _mm256_loadu_si256((const __m256i *)(p + 34 * b + 2)) : zero;
+        g->a = q8_halves_avx2(p, 34, count);
+        break;
+    case REPENG_QUANT_Q4_K:
+    case REPENG_QUANT_Q5_K: {
+        const int q5 = type == REPENG_QUANT_Q5_K;
+        uint64_t s6, m6;
+        q8_k_scales(p + 4, &s6, &m6);
+        const __m256 d = _mm256_set1_ps(half_to_float(load_u16(p))), nmin = _mm256_set1_ps(-half_to_float(load_u16(p + 2)));
+        g->a = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)s6))));
+        g->m = _mm256_mul_ps(nmin, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)m6))));
+        __m256i h = q5 ? _mm256_loadu_si256((const __m256i *)(p + 16)) : zero;
+        const __m256i bit4 = _mm256_set1_epi8(0x10);
+        for (int c = 0; c < 4; c++) {
+            const __m256i v = _mm256_loadu_si256((const __m256i *)(p + (q5 ? 48 : 16) + 32 * c));
+            __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+            if (q5) {
+                // Sub-block 2c takes bit 2c of qh, 2c + 1 bit 2c + 1: shifted down one at a time.
+                lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(h, 4), bit4));
+                h = _mm256_srli_epi16(h, 1);
+                hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16(h, 4), bit4));
+                h = _mm256_srli_epi16(h, 1);
+            }
+            g->q[2 * c] = lo;
+            g->q[2 * c + 1] = hi;
+        }
+        break;
+    }
+    default: {  // Q6_K
+        g->a = _mm256_set1_ps(half_to_float(load_u16(p + 208)));
+        const __m128i sc = _mm_loadu_si128((const __m128i *)(p + 192));
+        g->sc16 = _mm256_cvtepi8_epi16(sc);
+        const __m128i order = _mm_shuffle_epi8(sc, _mm_setr_epi8(0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15));
+        g->sc_lo = _mm256_cvtepi8_epi32(order);
+        g->sc_hi = _mm256_cvtepi8_epi32(_mm_srli_si128(order, 8));
+        const __m256i bits = _mm256_set1_epi8(0x30);
+        for (int half = 0; half < 2; half++) {
+            const __m256i a = _mm256_loadu_si256((const __m256i *)(p + 64 * half));
+            const __m256i c = _mm256_loadu_si256((const __m256i *)(p + 64 * half + 32));
+            const __m256i h = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * half));
+            g->q[4 * half] = _mm256_or_si256(_mm256_and_si256(a, low4), _mm256_and_si256(_mm256_slli_epi16(h, 4), bits));
+            g->q[4 * half + 1] = _mm256_or_si256(_mm256_and_si256(c, low4), _mm256_and_si256(_mm256_slli_epi16(h, 2), bits));
+            g->q[4 * half + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), low4), _mm256_and_si256(h, bits));
+            g->q[4 * half + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), low4),
+                                                 _mm256_and_si256(_mm256_srli_epi16(h, 2), bits));
+        }
+        break;
+    }
+    }
+}
+
+/// The exact integer sums of a group's 8 blocks (8 int32 each, from vpmaddwd) as one vector in
+/// block order; Q6_K multiplies each 16-value sum by its scale on the way.
+INLINE TARGET_Q8_AVX2 __m256i q8_reduce_avx2(const int type, const __m256i p[8], const q8g_avx2 *g) {
+    __m256i q0 = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+    __m256i q1 = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
+    // q0's low half holds the sums of values 0-15 of blocks 0-3, its high half values 16-31.
+    if (type == REPENG_QUANT_Q6_K) {
+        q0 = _mm256_mullo_epi32(q0, g->sc_lo);
+        q1 = _mm256_mullo_epi32(q1, g->sc_hi);
+    }
+    return _mm256_add_epi32(_mm256_permute2x128_si256(q0, q1, 0x20), _mm256_permute2x128_si256(q0, q1, 0x31));
+}
+
+/// Takes the weights' offsets back out of the sums (they were multiplied unsigned).
+#define Q8_OFFSETS(SUB, SLLI, MADD16, LOADI, I, type, g, x, b0)                                             \
+    do {                                                                                                    \
+        if ((type) == REPENG_QUANT_Q4_0) I = SUB(I, SLLI(LOADI((x).s + (b0)), 3));                          \
+        if ((type) == REPENG_QUANT_Q5_0) I = SUB(I, SLLI(LOADI((x).s + (b0)), 4));                          \
+        if ((type) == REPENG_QUANT_Q6_K) I = SUB(I, SLLI(MADD16((g)->sc16, LOADI((x).s16 + 2 * (b0))), 5)); \
+    } while (0)
+
+#define Q8_LOADI256(p) _mm256_loadu_si256((const __m256i *)(p))
+
+INLINE TARGET_Q8_AVX2 __m256 q8_group_dot_avx2(const int type, const q8g_avx2 *g, q8_row x, long b0, __m256 acc) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i p[8];
+    for (int b = 0; b < 8; b++) {
+        const __m256i xv = _mm256_loadu_si256((const __m256i *)(x.q + 32 * (b0 + b)));
+        const __m256i s = type == REPENG_QUANT_Q8_0
+            ? _mm256_maddubs_epi16(_mm256_abs_epi8(g->q[b]), _mm256_sign_epi8(xv, g->q[b]))
+            : _mm256_maddubs_epi16(g->q[b], xv);
+        p[b] = _mm256_madd_epi16(s, ones);
+    }
+    __m256i I = q8_reduce_avx2(type, p, g);
+    Q8_OFFSETS(_mm256_sub_epi32, _mm256_slli_epi32, _mm256_madd_epi16, Q8_LOADI256, I, type, g, x, b0);
+    Q8_FLOAT_STEP(__m256, _mm256_loadu_ps, _mm256_mul_ps, _mm256_add_ps, _mm256_cvtepi32_ps, acc, g, x, b0, I,
+                  q8_has_min(type));
+    return acc;
+}
+
+INLINE TARGET_Q8_AVX2 void q8_store_avx2(float *p, __m256 v) { _mm256_storeu_ps(p, v); }
+DEFINE_Q8_ROWS(q8_rows_avx2, TARGET_Q8_AVX2, q8g_avx2, q8_group_avx2, q8_group_dot_avx2, __m256, _mm256_setzero_ps(),
+               q8_store_avx2)
+DEFINE_Q8_PRODUCT(q8_product_avx2, TARGET_Q8_AVX2, q8_rows_avx2)
+
+// MARK: AVX-512BW and AVX-512 VNNI (two blocks per vector; VNNI: one vpdpbusd per pair)
+
+#define TARGET_Q8_AVX512 __attribute__((target("avx512f,avx512bw,avx2,fma,f16c")))
+
+typedef struct {
+    q8g_avx2 blocks;
+    /// Blocks 2k and 2k + 1 in one vector (VNNI, Q8_0: offset by 128 to be unsigned).
+    __m512i q[4];
+    /// Q6_K: the 16 scales as int32 in the order `q8_group_dot_avx512` leaves the 16-value sums.
+    __m512i sc;
+} q8g_avx512;
+
+/// The AVX2 group, paired up. `vnni` is a constant: the VNNI kernel multiplies Q8_0 unsigned.
+INLINE TARGET_Q8_AVX512 void q8_group_avx512(const int type, const int vnni, const uint8_t *p, const int count, q8g_avx512 *g) {
+    q8_group_avx2(type, p, count, &g->blocks);
+    for (int k = 0; k < 4; k++) {
+        __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(g->blocks.q[2 * k]), g->blocks.q[2 * k + 1], 1);
+        if (vnni && type == REPENG_QUANT_Q8_0) v = _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
+        g->q[k] = v;
+    }
+    if (type == REPENG_QUANT_Q6_K) {
+        const __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + 192)));
+        g->sc = _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), sc);
+    }
+}
+
+INLINE TARGET_Q8_AVX512 __m256 q8_group_dot_avx512(const int type, const int vnni, const q8g_avx512 *g, q8_row x, long b0,
+                                                   __m256 acc) {
+    const __m512i ones = _mm512_set1_epi16(1), zero = _mm512_setzero_si512();
+    __m512i p[4];
+    for (int k = 0; k < 4; k++) {
+        const __m512i xv = _mm512_loadu_si512((const void *)(x.q + 32 * b0 + 64 * k));
+        if (vnni) {
+            // vpdpbusd: unsigned bytes of the second source by signed bytes of the first, in
+            // fours, into int32 (no int16 step to saturate). Inline assembly, so the function
+            // needs no VNNI target and the same code serves both variants; it runs only where
+            // the CPU reported VNNI.
+            __m512i s = zero;
+            __asm__("vpdpbusd %[x], %[w], %[s]" : [s] "+v"(s) : [w] "v"(g->q[k]), [x] "v"(xv));
+            p[k] = s;
+        } else if (type == REPENG_QUANT_Q8_0) {
+            const __m512i xs = _mm512_mask_sub_epi8(xv, _mm512_movepi8_mask(g->q[k]), zero, xv);
+            p[k] = _mm512_madd_epi16(_mm512_maddubs_epi16(_mm512_abs_epi8(g->q[k]), xs), ones);
+        } else {
+            p[k] = _mm512_madd_epi16(_mm512_maddubs_epi16(g->q[k], xv), ones);
+        }
+    }
+    // Per 128-bit quarter q of the four pairs: u.q = [Σ p0.q, Σ p1.q, Σ p2.q, Σ p3.q]. Quarters 0
+    // and 1 hold values 0-15 and 16-31 of blocks 0, 2, 4, 6; quarters 2 and 3 of blocks 1, 3, 5, 7.
+    const __m512i t01 = _mm512_add_epi32(_mm512_unpacklo_epi32(p[0], p[1]), _mm512_unpackhi_epi32(p[0], p[1]));
+    const __m512i t23 = _mm512_add_epi32(_mm512_unpacklo_epi32(p[2], p[3]), _mm512_unpackhi_epi32(p[2], p[3]));
+    __m512i u = _mm512_add_epi32(_mm512_unpacklo_epi64(t01, t23), _mm512_unpackhi_epi64(t01, t23));
+    if (type == REPENG_QUANT_Q6_K) u = _mm512_mullo_epi32(u, g->sc);
+    const __m512i v = _mm512_add_epi32(u, _mm512_shuffle_i32x4(u, u, _MM_SHUFFLE(2, 3, 0, 1)));
+    __m256i I = _mm512_castsi512_si256(
+        _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 8, 1, 9, 2, 10, 3, 11, 0, 8, 1, 9, 2, 10, 3, 11), v));
+    if (vnni && type == REPENG_QUANT_Q8_0) I = _mm256_sub_epi32(I, _mm256_slli_epi32(Q8_LOADI256(x.s + b0), 7));
+    Q8_OFFSETS(_mm256_sub_epi32, _mm256_slli_epi32, _mm256_madd_epi16, Q8_LOADI256, I, type, (&g->blocks), x, b0);
+    Q8_FLOAT_STEP(__m256, _mm256_loadu_ps, _mm256_mul_ps, _mm256_add_ps, _mm256_cvtepi32_ps, acc, (&g->blocks), x, b0, I,
+                  q8_has_min(type));
+    return acc;
+}
+
+INLINE TARGET_Q8_AVX512 void q8_group_avx512bw(const int type, const uint8_t *p, const int count, q8g_avx512 *g) {
+    q8_group_avx512(type, 0, p, count, g);
+}
+INLINE TARGET_Q8_AVX512 void q8_group_avx512vnni(const int type, const uint8_t *p, const int count, q8g_avx512 *g) {
+    q8_group_avx512(type, 1, p, count, g);
+}
+INLINE TARGET_Q8_AVX512 __m256 q8_group_dot_avx512bw(const int type, const q8g_avx512 *g, q8_row x, long b0, __m256 acc) {
+    return q8_group_dot_avx512(type, 0, g, x, b0, acc);
+}
+INLINE TARGET_Q8_AVX512 __m256 q8_group_dot_avx512vnni(const int type, const q8g_avx512 *g, q8_row x, long b0, __m256 acc) {
+    return q8_group_dot_avx512(type, 1, g, x, b0, acc);
+}
+
+DEFINE_Q8_ROWS(q8_rows_avx512bw, TARGET_Q8_AVX512, q8g_avx512, q8_group_avx512bw, q8_group_dot_avx512bw, __m256,
+               _mm256_setzero_ps(), q8_store_avx2)
+DEFINE_Q8_ROWS(q8_rows_avx512vnni, TARGET_Q8_AVX512, q8g_avx512, q8_group_avx512vnni, q8_group_dot_avx512vnni, __m256,
+               _mm256_setzero_ps(), q8_store_avx2)
+DEFINE_Q8_PRODUCT(q8_product_avx512bw, TARGET_Q8_AVX512, q8_rows_avx512bw)
+DEFINE_Q8_PRODUCT(q8_product_avx512vnni, TARGET_Q8_AVX512, q8_rows_avx512vnni)
+
+/// AVX-512BW, asked once (the AVX-512 level needs only AVX-512F; without BW the int8 path runs AVX2).
+static int cpu_avx512bw(void) {
+    static int known = -1;
+    int k = __atomic_load_n(&known, __ATOMIC_RELAXED);
+    if (k < 0) {
+        __builtin_cpu_init();
+        k = __builtin_cpu_supports("avx512bw") ? 1 : 0;
+        __atomic_store_n(&known, k, __ATOMIC_RELAXED);
+    }
+    return k;
+}
+
+#endif
+
+// MARK: Entry points
+
+int repeng_q8_supports(int type) {
+    switch (type) {
+    case REPENG_QUANT_Q4_0: case REPENG_QUANT_Q4_1: case REPENG_QUANT_Q5_0: case REPENG_QUANT_Q5_1:
+    case REPENG_QUANT_Q8_0: case REPENG_QUANT_Q4_K: case REPENG_QUANT_Q5_K: case REPENG_QUANT_Q6_K:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+long repeng_q8_row_bytes(long cols) { return q8_stride(cols); }
+
+const void *repeng_q8_quantize(int level, const float *x, long n, long ldx, long cols) {
+    void *out = scratch_q8(n * q8_stride(cols));
+    if (!out) return NULL;
+#if defined(__x86_64__)
+    if (runnable(level) >= REPENG_KERNELS_AVX2) {
+        q8_quantize_avx2(x, n, ldx, cols, out);
+        return out;
+    }
+#endif
+    q8_quantize_base(x, n, ldx, cols, out);
+    return out;
+}
+
+void repeng_q8_product(int level, int type, const void *xq, long n, long cols, const void *w, long row_bytes,
+                       long row_begin, long row_end, float *y, long ldy, int accumulate) {
+    const uint8_t *wb = w;
+#if defined(__x86_64__)
+    const int l = runnable(level);
+    if (l >= REPENG_KERNELS_AVX512VNNI) {
+        q8_product_avx512vnni(type, xq, n, cols, wb, row_bytes, row_begin, row_end, y, ldy, accumulate);
+        return;
+    }
+    if (l >= REPENG_KERNELS_AVX512 && cpu_avx512bw()) {
+        q8_product_avx512bw(type, xq, n, cols, wb, row_bytes, row_begin, row_end, y, ldy, accumulate);
+        return;
+    }
+    if (l >= REPENG_KERNELS_AVX2) {
+        q8_product_avx2(type, xq, n, cols, wb, row_bytes, row_begin, row_end, y, ldy, accumulate);
+        return;
+    }
+#endif
+    q8_product_base(type, xq, n, cols, wb, row_bytes, row_begin, row_end, y, ldy, accumulate);
+}
+
+int repeng_quant_product_q8(int level, int type, const float *x, long n, long ldx, const void *w, long row_bytes,
+                            long cols, long row_begin, long row_end, float *y, long ldy, int accumulate) {
+    if (!repeng_q8_supports(type))
+        return repeng_quant_product(level, type, x, n, ldx, w, row_bytes, cols, row_begin, row_end, y, ldy, accumulate);
+    const void *xq = repeng_q8_quantize(level, x, n, ldx, cols);
+    if (!xq) return -1;
+    repeng_q8_product(level, type, xq, n, cols, w, row_bytes, row_begin, row_end, y, ldy, accumulate);
+    return 0;
+}
+
+int repeng_quant_product_q8_reference(int type, const float *x, long n, long ldx, const void *w, long row_bytes,
+                                      long cols, long row_begin, long row_end, float *y, long ldy, int accumulate) {
+    if (!repeng_q8_supports(type)) return -1;
+    void *xq = malloc((size_t)(n * q8_stride(cols)));
+    if (!xq) return -1;
+    q8_quantize_reference(x, n, ldx, cols, xq);
+    q8_product_reference(type, xq, n, cols, w, row_bytes, row_begin, row_end, y, ldy, accumulate);
+    free(xq);
+    return 0;
 }

@@ -17,14 +17,17 @@ public enum KernelLevel: Int32, Sendable, CaseIterable, CustomStringConvertible 
     case baseline = 0
     /// AVX2 with FMA.
     case avx2 = 1
-    /// AVX-512F.
+    /// AVX-512F (the int8 kernels: AVX-512BW where the CPU has it).
     case avx512 = 2
+    /// AVX-512 with VNNI: the f32 kernels as `avx512`, the int8 kernels with vpdpbusd.
+    case avx512vnni = 3
 
     public var description: String {
         switch self {
         case .baseline: return "baseline"
         case .avx2: return "avx2+fma"
         case .avx512: return "avx512f"
+        case .avx512vnni: return "avx512vnni"
         }
     }
 }
@@ -37,7 +40,7 @@ extension Kernels {
     public static let supportedLevel = KernelLevel(rawValue: repeng_kernels_supported()) ?? .baseline
 
     /// The level in use: `supportedLevel`, or a lower one from the environment variable
-    /// REPENG_KERNELS (baseline, avx2, avx512).
+    /// REPENG_KERNELS (baseline, avx2, avx512, avx512vnni).
     public static let level = KernelLevel(rawValue: repeng_kernels_level()) ?? .baseline
 
     /// y[i, j] (+)= Σ_k x[i, k] · w[j, k] for i < n and j in `outRows`; x rows `ldx` apart,
@@ -64,5 +67,39 @@ extension Kernels {
                 y[i * ldy + j] = Float(s) + (accumulate ? y[i * ldy + j] : 0)
             }
         }
+    }
+}
+
+extension Kernels {
+    /// Whether decode steps multiply encoded weights by int8-quantized activations (the
+    /// default; `ForwardWorkspace.int8Decode` starts from it). The environment variable
+    /// REPENG_Q8_ACTIVATIONS=0 keeps them f32 (weights decoded to f32 row by row, as prefill).
+    public static let int8Activations = ProcessInfo.processInfo.environment["REPENG_Q8_ACTIVATIONS"] != "0"
+
+    /// Whether `quantProductQ8` handles encodings of GGML type `type` (Q4_0, Q4_1, Q5_0, Q5_1,
+    /// Q8_0, Q4_K, Q5_K, Q6_K).
+    public static func supportsInt8(type: Int) -> Bool { repeng_q8_supports(Int32(type)) != 0 }
+
+    /// y[i, j] (+)= Σ_k x[i, k] · w[j, k] for j in `outRows`, w rows in GGML type `type`
+    /// (`rowBytes` apart), with the x rows quantized to int8 per 32 values: integer dot products
+    /// per block, scaled in f32. Bit-identical at every level; each element depends only on its
+    /// rows. Types `supportsInt8` rejects run the f32 product. False if memory ran out.
+    @discardableResult
+    public static func quantProductQ8(
+        type: Int, _ x: UnsafePointer<Float>, n: Int, ldx: Int, w: UnsafeRawPointer, rowBytes: Int, cols: Int,
+        outRows: Range<Int>, into y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool, level: KernelLevel = Kernels.level
+    ) -> Bool {
+        repeng_quant_product_q8(level.rawValue, Int32(type), x, n, ldx, w, rowBytes, cols, outRows.lowerBound,
+                                outRows.upperBound, y, ldy, accumulate ? 1 : 0) == 0
+    }
+
+    /// The scalar reference of `quantProductQ8`, for tests. False for an unsupported type.
+    @discardableResult
+    public static func quantProductQ8Reference(
+        type: Int, _ x: UnsafePointer<Float>, n: Int, ldx: Int, w: UnsafeRawPointer, rowBytes: Int, cols: Int,
+        outRows: Range<Int>, into y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool
+    ) -> Bool {
+        repeng_quant_product_q8_reference(Int32(type), x, n, ldx, w, rowBytes, cols, outRows.lowerBound, outRows.upperBound,
+                                          y, ldy, accumulate ? 1 : 0) == 0
     }
 }

@@ -8,47 +8,6 @@ import Foundation
 import XCTest
 
 final class EncodedWeightTests: XCTestCase {
-    /// Random bytes for `rows` rows of `cols` values in `type`, with small finite scales.
-    private func encodedRows(_ type: GGMLType, rows: Int, cols: Int, seed: inout UInt64) -> [UInt8] {
-        func next() -> UInt64 {
-            seed = seed &* 6364136223846793005 &+ 1442695040888963407
-            return seed >> 24
-        }
-        func half(_ f: Float) -> [UInt8] {
-            let h = Float16(f).bitPattern
-            return [UInt8(h & 0xFF), UInt8(h >> 8)]
-        }
-        var out: [UInt8] = []
-        for _ in 0..<(rows * cols / type.blockSize) {
-            switch type {
-            case .f16: out += half(Float(Int(next() % 2001) - 1000) / 1000)
-            case .bf16:
-                let b = Float(Int(next() % 2001) - 1000) / 1000
-                let bits = b.bitPattern >> 16
-                out += [UInt8(bits & 0xFF), UInt8(bits >> 8)]
-            case .q4_0, .q8_0:
-                out += half(Float(next() % 1000 + 1) / 20_000)
-                out += (0..<(type == .q4_0 ? 16 : 32)).map { _ in UInt8(truncatingIfNeeded: next()) }
-            case .q4_1:
-                out += half(Float(next() % 1000 + 1) / 20_000)
-                out += half(-Float(next() % 1000) / 10_000)
-                out += (0..<16).map { _ in UInt8(truncatingIfNeeded: next()) }
-            case .q5_0, .q5_1, .q4_K, .q5_K, .q6_K:
-                // Random bytes with finite, small f16 scales (and mins) where the block keeps them.
-                var block = (0..<type.blockBytes).map { _ in UInt8(truncatingIfNeeded: next()) }
-                let halves = type == .q6_K ? [208] : type == .q5_0 ? [0] : [0, 2]
-                for (k, at) in halves.enumerated() {
-                    let h = half(k == 0 ? Float(next() % 1000 + 1) / 20_000 : Float(next() % 1000) / 20_000)
-                    block[at] = h[0]
-                    block[at + 1] = h[1]
-                }
-                out += block
-            default: fatalError("no encoder for \(type)")
-            }
-        }
-        return out
-    }
-
     /// The largest |y − reference| of `y` = start + x·wᵀ, relative to start + Σ|x||w| (the size of
     /// the terms, so cancellation does not inflate it).
     private func productError(_ y: [Float], x: [Float], n: Int, w: [Float], absW: [Float], rows: Int, cols: Int,
@@ -68,7 +27,7 @@ final class EncodedWeightTests: XCTestCase {
         var seed: UInt64 = 3
         for type in [GGMLType.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K, .f16, .bf16] {
             let rows = 70, cols = type.blockSize == 256 ? 512 : 576
-            let bytes = encodedRows(type, rows: rows, cols: cols, seed: &seed)
+            let bytes = TestSupport.encodedRows(type, rows: rows, cols: cols, seed: &seed)
             let decoded = try bytes.withUnsafeBytes { try Dequant.decode(type, $0, count: rows * cols) }
             let absDecoded = decoded.map(abs)
             let rowBytes = try XCTUnwrap(type.byteCount(elements: cols))
@@ -121,7 +80,7 @@ final class EncodedWeightTests: XCTestCase {
     }
 
     /// SmolLM2's Q4_1 and Q8_0 matrices kept encoded give the same model as decoding them at
-    /// load: hidden states and logits within f32 rounding, identical greedy text.
+    /// load: hidden states and logits within f32 rounding, identical greedy text (f32 decode steps).
     func testSmolLM2NativeMatchesExact() throws {
         let path = try TestSupport.modelPath(TestSupport.smolLM2File)
         let exact = try loadModel(path: path)
@@ -142,9 +101,14 @@ final class EncodedWeightTests: XCTestCase {
         print("SmolLM2 native vs exact, \(ids.count) tokens: hidden states max relative error \(worst), logits \(logits)")
         XCTAssertLessThan(worst, 1e-4)
         XCTAssertLessThan(logits, 1e-4)
+        // Decode steps with f32 activations: the encoded weights alone change nothing (the int8
+        // activations of the default decode steps are Int8ActivationTests' subject).
         var ta = "", tb = ""
+        let f32Decode = ForwardWorkspace()
+        f32Decode.int8Decode = false
         try exact.generate(GenerationRequest(prompt: ids, maxTokens: 24, sampling: .greedy), onEvent: { ta += $0.text; return true })
-        try native.generate(GenerationRequest(prompt: ids, maxTokens: 24, sampling: .greedy), onEvent: { tb += $0.text; return true })
+        try native.generate(GenerationRequest(prompt: ids, maxTokens: 24, sampling: .greedy), workspace: f32Decode,
+                            onEvent: { tb += $0.text; return true })
         XCTAssertEqual(ta, tb)
     }
 }

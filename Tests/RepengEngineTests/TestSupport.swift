@@ -1,4 +1,4 @@
-// Shared helpers for the engine tests: locating the bundled models and the golden fixtures.
+// Shared helpers for the engine tests: locating the bundled models and the golden fixtures, random encoded weights.
 import Foundation
 import RepengEngine
 import XCTest
@@ -25,6 +25,47 @@ func relativeError(_ a: [Float], _ b: [Float]) -> Float {
 }
 
 enum TestSupport {
+    /// Random bytes for `rows` rows of `cols` values in `type`, with small finite scales.
+    static func encodedRows(_ type: GGMLType, rows: Int, cols: Int, seed: inout UInt64) -> [UInt8] {
+        func next() -> UInt64 {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            return seed >> 24
+        }
+        func half(_ f: Float) -> [UInt8] {
+            let h = Float16(f).bitPattern
+            return [UInt8(h & 0xFF), UInt8(h >> 8)]
+        }
+        var out: [UInt8] = []
+        for _ in 0..<(rows * cols / type.blockSize) {
+            switch type {
+            case .f16: out += half(Float(Int(next() % 2001) - 1000) / 1000)
+            case .bf16:
+                let b = Float(Int(next() % 2001) - 1000) / 1000
+                let bits = b.bitPattern >> 16
+                out += [UInt8(bits & 0xFF), UInt8(bits >> 8)]
+            case .q4_0, .q8_0:
+                out += half(Float(next() % 1000 + 1) / 20_000)
+                out += (0..<(type == .q4_0 ? 16 : 32)).map { _ in UInt8(truncatingIfNeeded: next()) }
+            case .q4_1:
+                out += half(Float(next() % 1000 + 1) / 20_000)
+                out += half(-Float(next() % 1000) / 10_000)
+                out += (0..<16).map { _ in UInt8(truncatingIfNeeded: next()) }
+            case .q5_0, .q5_1, .q4_K, .q5_K, .q6_K:
+                // Random bytes with finite, small f16 scales (and mins) where the block keeps them.
+                var block = (0..<type.blockBytes).map { _ in UInt8(truncatingIfNeeded: next()) }
+                let halves = type == .q6_K ? [208] : type == .q5_0 ? [0] : [0, 2]
+                for (k, at) in halves.enumerated() {
+                    let h = half(k == 0 ? Float(next() % 1000 + 1) / 20_000 : Float(next() % 1000) / 20_000)
+                    block[at] = h[0]
+                    block[at + 1] = h[1]
+                }
+                out += block
+            default: fatalError("no encoder for \(type)")
+            }
+        }
+        return out
+    }
+
     /// The package root, found from this file's path (Tests/RepengEngineTests/TestSupport.swift).
     static let packageRoot: URL = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

@@ -27,15 +27,17 @@ enum {
     REPENG_KERNELS_BASELINE = 0,
     /// AVX2 with FMA, 8 lanes.
     REPENG_KERNELS_AVX2 = 1,
-    /// AVX-512F, 16 lanes.
+    /// AVX-512F, 16 lanes (the int8 kernels: AVX-512BW where the CPU has it, else AVX2's).
     REPENG_KERNELS_AVX512 = 2,
+    /// AVX-512 with VNNI: the f32 kernels as AVX512, the int8 kernels with vpdpbusd.
+    REPENG_KERNELS_AVX512VNNI = 3,
 };
 
 /// The widest level this CPU runs.
 int repeng_kernels_supported(void);
 
 /// The level the engine uses: the supported one, or a lower one asked for by the environment
-/// variable REPENG_KERNELS (baseline, avx2, avx512). Read once.
+/// variable REPENG_KERNELS (baseline, avx2, avx512, avx512vnni). Read once.
 int repeng_kernels_level(void);
 
 /// y[i, j] (+)= sum_k x[i, k] * w[j, k] for i < n and row_begin <= j < row_end, at `level` (a
@@ -76,5 +78,36 @@ int repeng_quant_product(int level, int type, const float *x, long n, long ldx, 
 /// Decodes rows row_begin ..< row_end of such a matrix into out (rows `ldo` apart).
 void repeng_quant_decode_rows(int type, const void *w, long row_bytes, long cols, long row_begin, long row_end,
                               float *out, long ldo);
+
+
+// MARK: Int8 activations (decode steps with encoded weights)
+
+/// Whether `repeng_q8_product` handles `type`: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K.
+int repeng_q8_supports(int type);
+
+/// Bytes of one input row of `cols` values (a multiple of 32) quantized by `repeng_q8_quantize`.
+long repeng_q8_row_bytes(long cols);
+
+/// Quantizes n input rows (`ldx` apart) to int8 per 32 values (scale max|x| / 127, rounded to
+/// nearest even) into the calling thread's scratch and returns it, or NULL if memory ran out.
+/// Valid until this thread's next call; other threads may read it meanwhile.
+const void *repeng_q8_quantize(int level, const float *x, long n, long ldx, long cols);
+
+/// As `repeng_quant_product` for a type `repeng_q8_supports`, with the input rows quantized by
+/// `repeng_q8_quantize` (same n and cols): integer dot products per block, scaled in f32. Every
+/// level gives bit-identical results, and each output element depends only on its weight row
+/// and its input row (not on n or the row range).
+void repeng_q8_product(int level, int type, const void *xq, long n, long cols, const void *w, long row_bytes,
+                       long row_begin, long row_end, float *y, long ldy, int accumulate);
+
+/// `repeng_q8_quantize` then `repeng_q8_product` (types it does not support: `repeng_quant_product`).
+/// Returns 0, or -1 when the scratch could not be allocated (nothing written then).
+int repeng_quant_product_q8(int level, int type, const float *x, long n, long ldx, const void *w, long row_bytes,
+                            long cols, long row_begin, long row_end, float *y, long ldy, int accumulate);
+
+/// The same product written one value at a time, for tests: every level equals it bit for bit.
+/// Returns 0, or -1 for an unsupported type or no memory.
+int repeng_quant_product_q8_reference(int type, const float *x, long n, long ldx, const void *w, long row_bytes,
+                                      long cols, long row_begin, long row_end, float *y, long ldy, int accumulate);
 
 #endif

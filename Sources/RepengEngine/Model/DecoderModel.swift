@@ -217,13 +217,15 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
         _ batch: [SequenceInput], workspace: ForwardWorkspace, logits: UnsafeMutablePointer<Float>
     ) throws {
         let plan = try prepare(batch, options: ForwardOptions(logits: .last), workspace: workspace)
-        run(batch, plan: plan, workspace: workspace, read: nil)
+        let int8 = workspace.int8Decode
+        run(batch, plan: plan, workspace: workspace, read: nil, int8: int8)
         let ws = workspace, dim = config.hiddenSize
         if plan.sequences.allSatisfy({ $0.count == 1 }) {
-            output.apply(ws.final.pointer, n: batch.count, into: logits)
+            output.apply(ws.final.pointer, n: batch.count, into: logits, int8: int8)
         } else {
             for (s, seq) in plan.sequences.enumerated() {
-                output.apply(ws.final.pointer + (seq.row + seq.count - 1) * dim, n: 1, into: logits + s * config.vocabSize)
+                output.apply(ws.final.pointer + (seq.row + seq.count - 1) * dim, n: 1, into: logits + s * config.vocabSize,
+                             int8: int8)
             }
         }
         if config.logitSoftcap > 0 { Kernels.softcap(logits, batch.count * config.vocabSize, cap: config.logitSoftcap) }
@@ -282,9 +284,11 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
     }
 
     /// The packed forward pass; `read(index, rows)` sees hidden state `index` for all rows.
+    /// `int8`: encoded weight products of up to `streamingBatchLimit` rows take int8 activations
+    /// (decode steps only; `forward`, which serves extraction, keeps them f32).
     private func run(
         _ batch: [SequenceInput], plan: Plan, workspace ws: ForwardWorkspace,
-        read: ((Int, UnsafePointer<Float>) -> Void)?
+        read: ((Int, UnsafePointer<Float>) -> Void)?, int8: Bool = false
     ) {
         let cfg = config
         let dim = cfg.hiddenSize, T = plan.rows
@@ -346,7 +350,7 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
             let cosT = rope ? ws.ropeCos[blockRope[b]].pointer : x, sinT = rope ? ws.ropeSin[blockRope[b]].pointer : x
             // Attention.
             normalize(x, blk.attnNorm, blk.attnNormBias, into: xn, rows: T, workers: workers)
-            blk.qkv.apply(xn, n: T, into: qkv)
+            blk.qkv.apply(xn, n: T, into: qkv, int8: int8)
             Parallel.forRows(T, valuesPerRow: qkvDim, workers: workers) { r in
                 for row in r {
                     let q = qkv + row * qkvDim
@@ -365,11 +369,11 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
             attention(block: b, batch: batch, plan: plan, qkv: qkv, out: attn, scale: scale,
                       window: cfg.layerWindows[b], ws: ws, workers: workers)
             residual(blk.attnOut, attn, bias: blk.attnOutBias, postNorm: blk.postAttnNorm, into: x, rows: T,
-                     scratch: proj, workers: workers)
+                     scratch: proj, workers: workers, int8: int8)
 
             // MLP.
             normalize(x, blk.ffnNorm, blk.ffnNormBias, into: xn, rows: T, workers: workers)
-            blk.gateUp.apply(xn, n: T, into: gu)
+            blk.gateUp.apply(xn, n: T, into: gu, int8: int8)
             let activation = cfg.activation, gated = cfg.gatedMLP, guWidth = gated ? 2 * ffn : ffn
             Parallel.forRows(T, valuesPerRow: 4 * ffn, workers: workers) { r in
                 let rows = gu + r.lowerBound * guWidth
@@ -383,7 +387,7 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
                 }
             }
             residual(blk.down, gated ? hidden : gu, bias: blk.downBias, postNorm: blk.postFFNNorm, into: x, rows: T,
-                     scratch: proj, workers: workers)
+                     scratch: proj, workers: workers, int8: int8)
 
             // Steer hook.
             for (si, seq) in plan.sequences.enumerated() {
@@ -429,14 +433,14 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
     /// x += [postnorm](W·a [+ bias]) for `rows` rows, through `scratch` when there is a post-norm.
     private func residual(_ w: WeightMatrix, _ a: UnsafeMutablePointer<Float>, bias: FloatBuffer?, postNorm: FloatBuffer?,
                           into x: UnsafeMutablePointer<Float>, rows: Int, scratch: UnsafeMutablePointer<Float>,
-                          workers: Int) {
+                          workers: Int, int8: Bool) {
         let dim = config.hiddenSize
         if let postNorm {
-            w.apply(a, n: rows, into: scratch)
+            w.apply(a, n: rows, into: scratch, int8: int8)
             if let bias { for r in 0..<rows { Kernels.add(bias.pointer, into: scratch + r * dim, dim) } }
             addNormalized(scratch, postNorm, into: x, rows: rows, workers: workers)
         } else {
-            w.apply(a, n: rows, into: x, accumulate: true)
+            w.apply(a, n: rows, into: x, accumulate: true, int8: int8)
             if let bias { for r in 0..<rows { Kernels.add(bias.pointer, into: x + r * dim, dim) } }
         }
     }
@@ -668,6 +672,11 @@ public final class ForwardWorkspace: @unchecked Sendable {
     var simdAttention = true
     /// Threads for the element-wise and attention work; nil follows the BLAS thread count.
     var threadLimit: Int?
+    /// Whether `decodeStep` multiplies encoded weights (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K,
+    /// Q6_K) by int8-quantized activations, as llama.cpp does: several times faster, within
+    /// the quantization of the activations (see docs/PERFORMANCE.md). False keeps decode steps
+    /// f32 like `forward`. Starts from `Kernels.int8Activations` (REPENG_Q8_ACTIVATIONS=0: false).
+    public var int8Decode = Kernels.int8Activations
 
     /// Query rows per unit of tiled attention work (a multiple of `Kernels.causalRowBlock`).
     static let attentionTileRows = 48

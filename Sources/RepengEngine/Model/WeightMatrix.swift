@@ -122,26 +122,30 @@ public final class WeightMatrix: @unchecked Sendable {
 
     /// y[n, rows] = x[n, cols] · Wᵀ (+ y when accumulating). Up to `streamingBatchLimit` rows
     /// (decode steps, single or batched) use the weight-streaming kernel, larger ones sgemm.
+    /// `int8`: encoded rows of the types the int8 kernels handle meet those up to
+    /// `streamingBatchLimit` rows quantized to int8 (decode steps, `ForwardWorkspace.int8Decode`).
     @inline(__always)
-    func apply(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
-        apply(x, n: n, ldx: cols, into: y, ldy: rows, accumulate: accumulate)
+    func apply(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool = false,
+               int8: Bool = false) {
+        apply(x, n: n, ldx: cols, into: y, ldy: rows, accumulate: accumulate, int8: int8)
     }
 
     /// Fewest output rows per work item of the streaming kernel.
     static let streamingChunkRows = 64
 
     /// Strided form: x rows `ldx` apart, y rows `ldy` apart.
-    func apply(_ x: UnsafePointer<Float>, n: Int, ldx: Int, into y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool) {
+    func apply(_ x: UnsafePointer<Float>, n: Int, ldx: Int, into y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool,
+               int8: Bool = false) {
         if case .stacked(let parts) = storage {
             var row = 0
             for p in parts {
-                p.apply(x, n: n, ldx: ldx, into: y + row, ldy: ldy, accumulate: accumulate)
+                p.apply(x, n: n, ldx: ldx, into: y + row, ldy: ldy, accumulate: accumulate, int8: int8)
                 row += p.rows
             }
             return
         }
         if case .encoded(let e) = storage {
-            applyEncoded(e, x, n: n, ldx: ldx, into: y, ldy: ldy, accumulate: accumulate)
+            applyEncoded(e, x, n: n, ldx: ldx, into: y, ldy: ldy, accumulate: accumulate, int8: int8)
             return
         }
         if n <= Kernels.streamingBatchLimit {
@@ -164,15 +168,29 @@ public final class WeightMatrix: @unchecked Sendable {
 
 extension WeightMatrix {
     /// Products with encoded rows: decode steps decode each weight row once into a per-thread
-    /// scratch and run the streaming tiles over it; larger inputs decode panels of rows and
-    /// hand them to sgemm.
+    /// scratch and run the streaming tiles over it, or (`int8`, the types the int8 kernels
+    /// handle) quantize the input rows once to int8 and take integer dot products with the
+    /// blocks as they are; larger inputs decode panels of rows and hand them to sgemm.
     private func applyEncoded(_ e: EncodedRows, _ x: UnsafePointer<Float>, n: Int, ldx: Int, into y: UnsafeMutablePointer<Float>,
-                              ldy: Int, accumulate: Bool) {
+                              ldy: Int, accumulate: Bool, int8: Bool) {
         let rows = self.rows, cols = self.cols, type = Int32(e.type.rawValue)
         if n <= Kernels.streamingBatchLimit {
             let workers = BLAS.threads, level = Kernels.level.rawValue
             let chunk = max(Self.streamingChunkRows, (rows + 4 * workers - 1) / (4 * workers))
             let chunks = (rows + chunk - 1) / chunk
+            if int8, repeng_q8_supports(type) != 0 {
+                // Quantized once on this thread, into its scratch, which the workers only read
+                // while this thread waits for them (its own share runs repeng_q8_product, which
+                // does not touch that scratch).
+                guard let xq = repeng_q8_quantize(level, x, n, ldx, cols) else {
+                    preconditionFailure("out of memory for a \(n) × \(cols) int8 activation scratch")
+                }
+                Parallel.forEach(count: chunks, workers: workers) { _, c in
+                    repeng_q8_product(level, type, xq, n, cols, e.base, e.rowBytes, c * chunk, min(rows, (c + 1) * chunk),
+                                      y, ldy, accumulate ? 1 : 0)
+                }
+                return
+            }
             Parallel.forEach(count: chunks, workers: workers) { _, c in
                 let status = repeng_quant_product(level, type, x, n, ldx, e.base, e.rowBytes, cols, c * chunk,
                                                   min(rows, (c + 1) * chunk), y, ldy, accumulate ? 1 : 0)
