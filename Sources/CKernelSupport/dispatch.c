@@ -725,6 +725,7 @@ INLINE void q8_k_scales(const uint8_t *sc, uint64_t *scales, uint64_t *mins) {
 static void *scratch_q8(long bytes) {
     static __thread void *buffer;
     static __thread long capacity;
+    if (bytes < 64) bytes = 64;  // an empty product still gets a pointer, not NULL (out of memory)
     if (bytes > capacity) {
         void *b = NULL;
         if (posix_memalign(&b, 64, (size_t)bytes) != 0) return NULL;
